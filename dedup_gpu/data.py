@@ -1,0 +1,209 @@
+"""Stage 3: read, decode, orient and resize images in DataLoader worker processes.
+
+Workers return uint8 CHW tensors at the encoder's input size; conversion to float and
+normalisation happen on the encoder's device, so a batch crosses to the GPU at a quarter of the
+float32 size. A file that fails to decode becomes a failure record in its batch, never an
+exception, so a batch where every file is bad still flows through.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch.utils.data import DataLoader, Dataset
+
+from .records import ImageInfo
+
+DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb error limit (2 x 89.5 MP)
+
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+_WHITE = (255, 255, 255)
+
+
+class DecodeError(Exception):
+    """The file is not a usable image; the message is the one-line reason for the report."""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    pixels: np.ndarray  # uint8, H x W x 3, RGB
+    info: ImageInfo
+
+
+def decode_image(path: str, size: int | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Decode `path` to RGB uint8, EXIF-oriented, resized to size x size when `size` is given.
+
+    JPEGs are decoded at a reduced DCT scale (Pillow's draft mode) when the target is much smaller,
+    so a 24-megapixel photo costs little more than a small one. Alpha is composited on white, the
+    first frame of an animation is used, and 16-bit and CMYK images are mapped to 8-bit RGB.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise DecodeError(
+                        f"decompression bomb: {width}x{height} pixels exceeds the limit of "
+                        f"{max_pixels} (--max-pixels)"
+                    )
+                orientation = _orientation(image)
+                if orientation in _TRANSPOSED_ORIENTATIONS:
+                    width, height = height, width
+                if getattr(image, "n_frames", 1) > 1:
+                    image.seek(0)
+                if size is not None and image.format == "JPEG":
+                    image.draft("RGB", (size, size))
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                rgb = to_rgb(image)
+                if size is not None:
+                    rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+                pixels = np.array(rgb, dtype=np.uint8)  # a writable copy, as torch expects
+    except DecodeError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise DecodeError(f"decompression bomb: {error}") from error
+    except UnidentifiedImageError as error:
+        raise DecodeError("not an image (unrecognised format)") from error
+    except FileNotFoundError as error:
+        raise DecodeError("file disappeared during the scan") from error
+    except PermissionError as error:
+        raise DecodeError(f"cannot read file: {error.strerror}") from error
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as error:
+        # Pillow reports truncated and corrupt data through these types.
+        message = str(error) or type(error).__name__
+        if "truncated" in message:
+            raise DecodeError(f"truncated image: {message}") from error
+        raise DecodeError(f"corrupt image: {message}") from error
+    if width < 1 or height < 1:
+        raise DecodeError("image has no pixels")
+    return DecodedImage(pixels=pixels, info=ImageInfo(width=width, height=height))
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:  # a malformed EXIF block must not cost the whole image
+        return 1
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB from any Pillow mode: alpha composited on white, 16-bit scaled, CMYK converted."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
+        if mode == "F":
+            top = max(float(array.max(initial=0)), 1e-12)
+        grey = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, _WHITE)
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+@dataclass
+class Batch:
+    """One batch out of the loader: decoded images and the indices that failed, with reasons."""
+
+    indices: torch.Tensor  # int64 [B], positions in the dataset
+    pixels: torch.Tensor  # uint8 [B, 3, S, S]
+    widths: torch.Tensor
+    heights: torch.Tensor
+    failures: list[tuple[int, str]]
+
+    def pin_memory(self) -> Batch:
+        self.pixels = self.pixels.pin_memory()
+        return self
+
+
+class ImageDataset(Dataset):
+    """Decodes `paths[i]` to a uint8 CHW tensor of size x size; failures carry their reason."""
+
+    def __init__(self, paths: Sequence[str], size: int, max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.paths = list(paths)
+        self.size = size
+        self.max_pixels = max_pixels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, ImageInfo | None, str | None]:
+        try:
+            decoded = decode_image(self.paths[index], self.size, self.max_pixels)
+        except DecodeError as error:
+            return index, None, None, str(error)
+        except Exception as error:  # a decoder bug on one file must not end a million-file run
+            return index, None, None, f"cannot decode: {type(error).__name__}: {error}"
+        tensor = torch.from_numpy(decoded.pixels).permute(2, 0, 1).contiguous()
+        return index, tensor, decoded.info, None
+
+
+def collate(items: list[tuple[int, torch.Tensor | None, ImageInfo | None, str | None]]) -> Batch:
+    good = [item for item in items if item[1] is not None]
+    failures = [(item[0], item[3] or "cannot decode") for item in items if item[1] is None]
+    if good:
+        pixels = torch.stack([item[1] for item in good])  # type: ignore[misc]
+    else:
+        pixels = torch.empty((0, 3, 1, 1), dtype=torch.uint8)
+    return Batch(
+        indices=torch.tensor([item[0] for item in good], dtype=torch.int64),
+        pixels=pixels,
+        widths=torch.tensor([item[2].width for item in good], dtype=torch.int64),  # type: ignore[union-attr]
+        heights=torch.tensor([item[2].height for item in good], dtype=torch.int64),  # type: ignore[union-attr]
+        failures=failures,
+    )
+
+
+def default_workers() -> int:
+    return max(1, min(8, (os.cpu_count() or 1)))
+
+
+def _worker_init(_: int) -> None:
+    # Each worker decodes one image at a time; extra intra-op threads only fight each other.
+    torch.set_num_threads(1)
+
+
+def iterate_batches(
+    paths: Sequence[str],
+    size: int,
+    *,
+    batch_size: int = 64,
+    workers: int | None = None,
+    pin_memory: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Iterator[Batch]:
+    """Decode `paths` in worker processes and yield Batches in order."""
+    dataset = ImageDataset(paths, size, max_pixels)
+    if workers is None:
+        workers = default_workers()
+    batches = -(-len(dataset) // batch_size)
+    workers = min(workers, batches)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        worker_init_fn=_worker_init if workers > 0 else None,
+        prefetch_factor=4 if workers > 0 else None,
+        persistent_workers=False,
+    )
+    yield from loader

@@ -1,0 +1,25 @@
+"""Encoders: a registry of image models that map images to L2-normalised embeddings."""
+
+from .base import Encoder, EncoderSpec
+from .registry import (
+    availability,
+    default_model,
+    get_spec,
+    is_ready,
+    list_encoders,
+    load_encoder,
+)
+from .weights import WeightsSource, cache_dir
+
+__all__ = [
+    "Encoder",
+    "EncoderSpec",
+    "WeightsSource",
+    "availability",
+    "cache_dir",
+    "default_model",
+    "get_spec",
+    "is_ready",
+    "list_encoders",
+    "load_encoder",
+]

@@ -1,0 +1,47 @@
+"""Meta's SSCD copy-detection descriptor (ResNet-50, `sscd_disc_mixup`) as TorchScript.
+
+The file is downloaded on first use into the user cache (see weights.py) or given with
+--weights. It takes ImageNet-normalised float NCHW input and returns 512-d descriptors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelUnavailableError
+from .base import Encoder, EncoderSpec, TorchEncoder
+from .weights import cached_path, fetch, sha256_of
+
+
+def availability(spec: EncoderSpec, weights: str | None = None) -> str | None:
+    if weights is not None:
+        return None if Path(weights).is_file() else f"{weights} does not exist"
+    assert spec.download is not None
+    if cached_path(spec.download).exists():
+        return None
+    return f"downloads on first use from {spec.download.url}"
+
+
+def load_torchscript(path: Path) -> torch.jit.ScriptModule:
+    try:
+        return torch.jit.load(str(path), map_location="cpu")
+    except (RuntimeError, ValueError, OSError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelUnavailableError(
+            f"{path} is not a loadable TorchScript file: {first_line}",
+            hint="pass the sscd_disc_mixup.torchscript.pt file published by Meta",
+        ) from error
+
+
+def load(spec: EncoderSpec, device: torch.device, weights: str | None, progress: bool) -> Encoder:
+    assert spec.download is not None
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise ModelUnavailableError(f"--weights {weights}: no such file")
+        digest = sha256_of(path)
+    else:
+        path, digest = fetch(spec.download, progress=progress)
+    return TorchEncoder(spec, device, load_torchscript(path), weights_sha256=digest)

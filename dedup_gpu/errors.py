@@ -1,0 +1,38 @@
+"""Typed exceptions. The CLI turns each into one line plus a hint; library users catch them."""
+
+from __future__ import annotations
+
+
+class DedupError(Exception):
+    """Base class for every error dedup-gpu raises on purpose."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        if hint:
+            self.hint = hint
+
+
+class BadArgumentError(DedupError):
+    """A command-line or API argument that cannot be used as given."""
+
+
+class DeviceUnavailableError(DedupError):
+    """The requested device (e.g. cuda) is not present or not usable."""
+
+
+class UnknownModelError(DedupError):
+    """The model name is not in the registry and cannot be parsed as a family:name spec."""
+
+
+class ModelUnavailableError(DedupError):
+    """The model's weights or runtime are not installed and could not be fetched."""
+
+
+class ChecksumMismatchError(ModelUnavailableError):
+    """A downloaded or local weights file does not have the recorded SHA-256."""
+
+
+class IndexBackendError(DedupError):
+    """No usable FAISS build is installed."""

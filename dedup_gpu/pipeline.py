@@ -1,0 +1,172 @@
+"""The scan, end to end: sources -> exact copies -> decode -> embed -> search -> groups -> report."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .data import DEFAULT_MAX_PIXELS, iterate_batches
+from .device import resolve_device
+from .encoders import default_model, get_spec, load_encoder
+from .encoders.base import Encoder
+from .errors import BadArgumentError
+from .exact import group_identical
+from .group import KeepPolicy, build_groups
+from .index import Pairs, find_pairs
+from .progress import progress_bars
+from .records import ContentGroup, FileError, ImageInfo
+from .report import Report, count_summary
+from .sources import discover
+
+
+@dataclass
+class ScanResult:
+    """The report plus what produced it: row i of `embeddings` is `contents[i]`."""
+
+    report: Report
+    contents: list[ContentGroup]
+    infos: list[ImageInfo]
+    embeddings: np.ndarray
+    pairs: Pairs  # every pair at or above the threshold, before grouping
+
+
+@dataclass
+class EmbeddedImages:
+    contents: list[ContentGroup]
+    infos: list[ImageInfo]
+    embeddings: np.ndarray
+    errors: list[FileError]
+
+
+def embed_contents(
+    contents: Sequence[ContentGroup],
+    encoder: Encoder,
+    *,
+    batch_size: int = 64,
+    workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = False,
+) -> EmbeddedImages:
+    """Decode and embed one file per distinct content; undecodable contents become errors."""
+    dim = encoder.spec.embedding_dim
+    assert dim is not None
+    embeddings = np.zeros((len(contents), dim), dtype=np.float32)
+    infos: list[ImageInfo | None] = [None] * len(contents)
+    errors: list[FileError] = []
+    paths = [group.representative.path for group in contents]
+    with progress_bars(progress and bool(paths)) as bars:
+        task = bars.add_task(f"embedding with {encoder.spec.name}", total=len(paths))
+        for batch in iterate_batches(paths, encoder.spec.input_size, batch_size=batch_size,
+                                     workers=workers, pin_memory=encoder.device.type == "cuda",
+                                     max_pixels=max_pixels):
+            if len(batch.indices):
+                rows = batch.indices.numpy()
+                embeddings[rows] = encoder.embed(batch.pixels)
+                for row, width, height in zip(rows.tolist(), batch.widths.tolist(),
+                                              batch.heights.tolist()):
+                    infos[row] = ImageInfo(width=width, height=height)
+            for row, reason in batch.failures:
+                errors.extend(FileError(file.path, reason) for file in contents[row].files)
+            bars.advance(task, len(batch.indices) + len(batch.failures))
+    ok = [row for row, info in enumerate(infos) if info is not None]
+    return EmbeddedImages(
+        contents=[contents[row] for row in ok],
+        infos=[infos[row] for row in ok],  # type: ignore[misc]
+        embeddings=embeddings[ok],
+        errors=errors,
+    )
+
+
+def scan(
+    paths: Sequence[str],
+    *,
+    from_list: str | None = None,
+    model: str | None = None,
+    weights: str | None = None,
+    device: str = "auto",
+    threshold: float | None = None,
+    keep: KeepPolicy | str = KeepPolicy.largest,
+    batch_size: int = 64,
+    workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = False,
+    encoder: Encoder | None = None,
+) -> ScanResult:
+    """Find exact and near-duplicate images under `paths`; see README.md for every option.
+
+    Bad files never raise: each becomes an entry in `report.errors`. Bad arguments, an unusable
+    device or model raise a DedupError before any file is read.
+    """
+    started = time.perf_counter()
+    if batch_size < 1:
+        raise BadArgumentError(f"--batch-size must be at least 1, not {batch_size}")
+    if workers is not None and workers < 0:
+        raise BadArgumentError(f"--workers must be 0 or more, not {workers}")
+    if threshold is not None and not -1.0 <= threshold <= 1.0:
+        raise BadArgumentError(f"--threshold must be a cosine score in [-1, 1], not {threshold}")
+    try:
+        policy = KeepPolicy(keep)
+    except ValueError as error:
+        choices = ", ".join(p.value for p in KeepPolicy)
+        raise BadArgumentError(f"unknown keep policy {keep!r}", hint=f"use {choices}") from error
+    timings: dict[str, float] = {}
+
+    tick = time.perf_counter()
+    if encoder is None:
+        spec = get_spec(model or default_model())
+        encoder = load_encoder(spec, resolve_device(device), weights=weights, progress=progress)
+    threshold = encoder.spec.default_threshold if threshold is None else threshold
+    timings["load_model"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    found = discover(paths, from_list=from_list)
+    timings["discover"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    exact = group_identical(found.files, progress=progress)
+    timings["hash"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    embedded = embed_contents(exact.groups, encoder, batch_size=batch_size, workers=workers,
+                              max_pixels=max_pixels, progress=progress)
+    timings["decode_and_embed"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    gpu = encoder.device.index or 0 if encoder.device.type == "cuda" else None
+    pairs = find_pairs(embedded.embeddings, threshold, gpu=gpu)
+    timings["search"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    groups = build_groups(embedded.contents, embedded.infos, pairs, threshold, policy)
+    timings["group"] = time.perf_counter() - tick
+
+    errors = sorted([*found.errors, *exact.errors, *embedded.errors], key=lambda e: e.path)
+    timings["total"] = time.perf_counter() - started
+    report = Report(
+        model=encoder.spec.name,
+        model_info=encoder.describe() | {
+            "threshold_calibrated": encoder.spec.threshold_calibrated,
+            "card": encoder.spec.card,
+        },
+        threshold=float(threshold),
+        keep_policy=policy.value,
+        device=str(encoder.device),
+        groups=groups,
+        errors=errors,
+        counts=count_summary(
+            groups, errors,
+            files_found=len(found.files),
+            images_scanned=sum(len(group.files) for group in embedded.contents),
+            distinct_contents=len(embedded.contents),
+            aliases_skipped=found.aliases_skipped,
+        ),
+        timings_s=timings,
+    )
+    if encoder.device.type == "cuda":
+        torch.cuda.synchronize(encoder.device)
+    return ScanResult(report=report, contents=embedded.contents, infos=embedded.infos,
+                      embeddings=embedded.embeddings, pairs=pairs)

@@ -1,0 +1,182 @@
+"""Stage 7: the versioned JSON report, its CSV twin, and the terminal summary.
+
+Schema (version 1), documented in README.md:
+{"version": 1, "tool": "dedup-gpu 0.1.0", "created": ISO-8601, "model": name,
+ "model_info": {...}, "threshold": float, "keep_policy": str, "device": str,
+ "counts": {...}, "groups": [{"keep": {path, width, height, bytes, mtime},
+ "duplicates": [{path, score, exact, width, height, bytes, mtime}]}],
+ "errors": [{"path", "reason"}], "timings_s": {...}}
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .group import Group, Member
+from .records import FileError
+
+REPORT_VERSION = 1
+
+
+@dataclass
+class Report:
+    model: str
+    model_info: dict[str, Any]
+    threshold: float
+    keep_policy: str
+    device: str
+    groups: list[Group]
+    errors: list[FileError]
+    counts: dict[str, int] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    created: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": REPORT_VERSION,
+            "tool": f"dedup-gpu {__version__}",
+            "created": self.created,
+            "model": self.model,
+            "model_info": self.model_info,
+            "threshold": self.threshold,
+            "keep_policy": self.keep_policy,
+            "device": self.device,
+            "counts": self.counts,
+            "groups": [
+                {
+                    "keep": _kept(group.keep),
+                    "duplicates": [_duplicate(member) for member in group.duplicates],
+                }
+                for group in self.groups
+            ],
+            "errors": [asdict(error) for error in self.errors],
+            "timings_s": {name: round(seconds, 3) for name, seconds in self.timings_s.items()},
+        }
+
+
+def _kept(member: Member) -> dict[str, Any]:
+    return {"path": member.path, "width": member.width, "height": member.height,
+            "bytes": member.bytes, "mtime": member.mtime}
+
+
+def _duplicate(member: Member) -> dict[str, Any]:
+    return {"path": member.path, "score": round(member.score, 6), "exact": member.exact,
+            "width": member.width, "height": member.height, "bytes": member.bytes,
+            "mtime": member.mtime}
+
+
+def count_summary(groups: Sequence[Group], errors: Sequence[FileError], *, files_found: int,
+                  images_scanned: int, distinct_contents: int, aliases_skipped: int) -> dict[str, int]:
+    duplicates = [member for group in groups for member in group.duplicates]
+    return {
+        "files_found": files_found,
+        "images_scanned": images_scanned,
+        "distinct_contents": distinct_contents,
+        "groups": len(groups),
+        "duplicates": len(duplicates),
+        "exact_duplicates": sum(member.exact for member in duplicates),
+        "near_duplicates": sum(not member.exact for member in duplicates),
+        "reclaimable_bytes": sum(member.bytes for member in duplicates),
+        "errors": len(errors),
+        "aliases_skipped": aliases_skipped,
+    }
+
+
+def _atomic_write(path: str, write: Any) -> None:
+    """Write through a temporary file in the same folder, so a crash never leaves half a report."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".dedup-gpu-", dir=folder)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            write(out)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def write_json(report: Report, path: str) -> None:
+    _atomic_write(path, lambda out: json.dump(report.to_dict(), out, indent=2, ensure_ascii=False))
+
+
+CSV_COLUMNS = ("group", "role", "path", "score", "exact", "width", "height", "bytes")
+
+
+def write_csv(report: Report, path: str) -> None:
+    """One row per file in a group: the kept copy (role=keep) then its duplicates."""
+
+    def write(out: Any) -> None:
+        writer = csv.writer(out)
+        writer.writerow(CSV_COLUMNS)
+        for number, group in enumerate(report.groups, start=1):
+            keep = group.keep
+            writer.writerow([number, "keep", keep.path, "", "", keep.width, keep.height,
+                             keep.bytes])
+            for member in group.duplicates:
+                writer.writerow([number, "duplicate", member.path, f"{member.score:.6f}",
+                                 str(member.exact).lower(), member.width, member.height,
+                                 member.bytes])
+
+    _atomic_write(path, write)
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(count) < 1000 or unit == "TB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    raise AssertionError("unreachable")
+
+
+def summary_table(report: Report) -> Table:
+    counts = report.counts
+    table = Table(title=f"dedup-gpu: {report.model} on {report.device}, "
+                        f"threshold {report.threshold:.3f}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    scanned = counts.get("images_scanned", 0)
+    rate = scanned / report.timings_s["total"] if report.timings_s.get("total") else 0.0
+    rows = [
+        ("images scanned", f"{scanned:,}"),
+        ("duplicate groups", f"{counts.get('groups', 0):,}"),
+        ("duplicates", f"{counts.get('duplicates', 0):,} "
+                       f"({counts.get('exact_duplicates', 0):,} exact, "
+                       f"{counts.get('near_duplicates', 0):,} near)"),
+        ("bytes freed by removing them", human_bytes(counts.get("reclaimable_bytes", 0))),
+        ("skipped with errors", f"{counts.get('errors', 0):,}"),
+        ("time", f"{report.timings_s.get('total', 0.0):.1f} s ({rate:,.1f} images/s)"),
+    ]
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
+def print_groups(report: Report, console: Console, limit: int = 10) -> None:
+    """The first `limit` groups, largest first, then the errors (one line each)."""
+    for number, group in enumerate(report.groups[:limit], start=1):
+        console.print(f"[bold]group {number}[/]  keep [green]{group.keep.path}[/] "
+                      f"({group.keep.width}x{group.keep.height}, {human_bytes(group.keep.bytes)})",
+                      highlight=False)
+        for member in group.duplicates:
+            kind = "exact" if member.exact else f"{member.score:.3f}"
+            console.print(f"    {kind:>6}  {member.path}", highlight=False)
+    if len(report.groups) > limit:
+        console.print(f"... and {len(report.groups) - limit} more groups (see the report file)")
+    for error in report.errors[:limit]:
+        console.print(f"[yellow]skipped[/] {error.path}: {error.reason}", highlight=False)
+    if len(report.errors) > limit:
+        console.print(f"... and {len(report.errors) - limit} more skipped files (see the report)")
