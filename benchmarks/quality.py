@@ -49,8 +49,9 @@ def build_benchmark(originals: Path, work: Path, seed: int) -> list[Path]:
     return files
 
 
-def evaluate(model: str, work: Path, input_size: int | None, threshold: float | None,
-             device: str) -> dict:
+def evaluate(
+    model: str, work: Path, input_size: int | None, threshold: float | None, device: str
+) -> dict:
     spec = get_spec(model)
     if input_size:
         spec = replace(spec, input_size=input_size)
@@ -96,7 +97,8 @@ def evaluate(model: str, work: Path, input_size: int | None, threshold: float | 
         "p5_positive": float(np.percentile(positive, 5)),
         "max_negative": float(different.max()),
         "images_per_s": report.counts["images_scanned"] / elapsed,
-        "embed_images_per_s": report.counts["images_scanned"] / report.timings_s["decode_and_embed"],
+        "embed_images_per_s": report.counts["images_scanned"]
+        / report.timings_s["decode_and_embed"],
     }
 
 
@@ -112,28 +114,41 @@ def main() -> None:
     args = parser.parse_args()
 
     files = build_benchmark(args.originals, args.work, args.seed)
-    print(f"{len(files)} originals, {len(files) * len(EDITS)} edited copies "
-          f"({', '.join(EDITS)}); seed {args.seed}")
-    print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-          f"torch threads, python {platform.python_version()}")
-    rows = [evaluate(m, args.work, args.input_size, args.threshold, args.device)
-            for m in args.models.split(",")]
+    print(
+        f"{len(files)} originals, {len(files) * len(EDITS)} edited copies "
+        f"({', '.join(EDITS)}); seed {args.seed}"
+    )
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
+        f"torch threads, python {platform.python_version()}"
+    )
+    rows = [
+        evaluate(m, args.work, args.input_size, args.threshold, args.device)
+        for m in args.models.split(",")
+    ]
     families = list(rows[0]["joined_by_family"])
     print()
-    print("| model | input | threshold | copies joined | pair precision | lowest copy score | "
-          "highest different-photo score | images/s (scan) | images/s (decode+embed) |")
+    print(
+        "| model | input | threshold | copies joined | pair precision | lowest copy score | "
+        "highest different-photo score | images/s (scan) | images/s (decode+embed) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['model']} | {row['input_size']} | {row['threshold']:.2f} | "
-              f"{row['joined']:.1%} | {row['pair_precision']:.1%} ({row['predicted_pairs']} pairs) | "
-              f"{row['min_positive']:.3f} | {row['max_negative']:.3f} | "
-              f"{row['images_per_s']:.1f} | {row['embed_images_per_s']:.1f} |")
+        print(
+            f"| {row['model']} | {row['input_size']} | {row['threshold']:.2f} | "
+            f"{row['joined']:.1%} | {row['pair_precision']:.1%} ({row['predicted_pairs']} pairs) | "
+            f"{row['min_positive']:.3f} | {row['max_negative']:.3f} | "
+            f"{row['images_per_s']:.1f} | {row['embed_images_per_s']:.1f} |"
+        )
     print()
     print("| model | " + " | ".join(families) + " |")
     print("|---|" + "---|" * len(families))
     for row in rows:
-        print(f"| {row['model']} | "
-              + " | ".join(f"{row['joined_by_family'][f]:.0%}" for f in families) + " |")
+        print(
+            f"| {row['model']} | "
+            + " | ".join(f"{row['joined_by_family'][f]:.0%}" for f in families)
+            + " |"
+        )
 
 
 if __name__ == "__main__":

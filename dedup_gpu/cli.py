@@ -65,8 +65,12 @@ def reported_errors(debug: bool) -> Iterator[None]:
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 ModelOption = Annotated[
     str | None,
-    typer.Option("--model", "-m", help="Encoder name (see `dedup-gpu models`); default: the "
-                 "first SSCD model that runs here without a download."),
+    typer.Option(
+        "--model",
+        "-m",
+        help="Encoder name (see `dedup-gpu models`); default: the "
+        "first SSCD model that runs here without a download.",
+    ),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or group list.")]
 DebugOption = Annotated[bool, typer.Option(help="Show full tracebacks.")]
@@ -77,34 +81,57 @@ def _check_output_path(path: Path | None, flag: str) -> None:
         raise BadArgumentError(f"{flag} {path} is a folder; give a file name")
 
 
-def _run_scan(paths: list[str], *, from_list: str | None, model: str | None,
-              weights: str | None, device: str, threshold: float | None, keep: str,
-              batch_size: int, workers: int | None, max_pixels: int, quiet: bool):
-    from .encoders import default_model, get_spec, load_encoder
+def _run_scan(
+    paths: list[str],
+    *,
+    from_list: str | None,
+    model: str | None,
+    weights: str | None,
+    device: str,
+    threshold: float | None,
+    keep: str,
+    batch_size: int,
+    workers: int | None,
+    max_pixels: int,
+    quiet: bool,
+):
     from .device import resolve_device
+    from .encoders import default_model, get_spec, load_encoder
     from .pipeline import scan
 
     name = model or default_model()
     spec = get_spec(name)
     torch_device = resolve_device(device)
     chosen = "" if model else " (default)"
-    err.print(f"model: [bold]{spec.name}[/]{chosen} on {torch_device}; {spec.description}",
-              highlight=False)
+    err.print(
+        f"model: [bold]{spec.name}[/]{chosen} on {torch_device}; {spec.description}",
+        highlight=False,
+    )
     if threshold is None:
         source = "calibrated" if spec.threshold_calibrated else "NOT calibrated for this model"
-        err.print(f"threshold: {spec.default_threshold} ({source}; see {spec.card})",
-                  highlight=False)
+        err.print(
+            f"threshold: {spec.default_threshold} ({source}; see {spec.card})", highlight=False
+        )
         if not spec.threshold_calibrated:
-            err.print("[yellow]warning:[/] check the threshold on your own images, or pass "
-                      "--threshold", highlight=False)
+            err.print(
+                "[yellow]warning:[/] check the threshold on your own images, or pass --threshold",
+                highlight=False,
+            )
     encoder = load_encoder(spec, torch_device, weights=weights, progress=not quiet)
-    return scan(paths, from_list=from_list, threshold=threshold, keep=keep,
-                batch_size=batch_size, workers=workers, max_pixels=max_pixels,
-                progress=not quiet, encoder=encoder)
+    return scan(
+        paths,
+        from_list=from_list,
+        threshold=threshold,
+        keep=keep,
+        batch_size=batch_size,
+        workers=workers,
+        max_pixels=max_pixels,
+        progress=not quiet,
+        encoder=encoder,
+    )
 
 
-def _finish(result, *, out_json: Path | None, out_csv: Path | None, show: int,
-            quiet: bool) -> None:
+def _finish(result, *, out_json: Path | None, out_csv: Path | None, show: int, quiet: bool) -> None:
     from .report import print_groups, summary_table, write_csv, write_json
 
     report = result.report
@@ -122,24 +149,38 @@ def _finish(result, *, out_json: Path | None, out_csv: Path | None, show: int,
 
 @app.command()
 def scan(
-    paths: Annotated[list[str] | None, typer.Argument(help="Image files and folders "
-                                                     "(searched recursively).")] = None,
+    paths: Annotated[
+        list[str] | None, typer.Argument(help="Image files and folders (searched recursively).")
+    ] = None,
     from_list: Annotated[str | None, typer.Option(help="Text file of paths, one a line.")] = None,
     model: ModelOption = None,
     weights: Annotated[str | None, typer.Option(help="Local weights file for the model.")] = None,
     device: DeviceOption = "auto",
-    threshold: Annotated[float | None, typer.Option(help="Cosine score at or above which two "
-                         "images are duplicates; default: the model's calibrated value.")] = None,
-    keep: Annotated[Keep, typer.Option(help="Which copy of a group to keep: largest (most "
-                    "pixels, then bytes, then shortest path), oldest or newest.")] = Keep.largest,
-    out_json: Annotated[Path | None, typer.Option("--out", "-o", help="Write the JSON report "
-                                                  "here.")] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Cosine score at or above which two "
+            "images are duplicates; default: the model's calibrated value."
+        ),
+    ] = None,
+    keep: Annotated[
+        Keep,
+        typer.Option(
+            help="Which copy of a group to keep: largest (most "
+            "pixels, then bytes, then shortest path), oldest or newest."
+        ),
+    ] = Keep.largest,
+    out_json: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the JSON report here.")
+    ] = None,
     out_csv: Annotated[Path | None, typer.Option("--csv", help="Write a CSV report here.")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per model batch.")] = 64,
-    workers: Annotated[int | None, typer.Option(help="Decoding worker processes "
-                                                "(default: CPU count, at most 8).")] = None,
-    max_pixels: Annotated[int, typer.Option(help="Skip images with more pixels than this "
-                                            "(decompression-bomb guard).")] = 178_956_970,
+    workers: Annotated[
+        int | None, typer.Option(help="Decoding worker processes (default: CPU count, at most 8).")
+    ] = None,
+    max_pixels: Annotated[
+        int, typer.Option(help="Skip images with more pixels than this (decompression-bomb guard).")
+    ] = 178_956_970,
     show: Annotated[int, typer.Option(help="Groups to list on the terminal.")] = 10,
     quiet: QuietOption = False,
     debug: DebugOption = False,
@@ -150,10 +191,19 @@ def scan(
             raise BadArgumentError("no images given", hint="dedup-gpu scan FOLDER [FOLDER...]")
         _check_output_path(out_json, "--out")
         _check_output_path(out_csv, "--csv")
-        result = _run_scan(paths or [], from_list=from_list, model=model, weights=weights,
-                           device=device, threshold=threshold, keep=keep.value,
-                           batch_size=batch_size, workers=workers, max_pixels=max_pixels,
-                           quiet=quiet)
+        result = _run_scan(
+            paths or [],
+            from_list=from_list,
+            model=model,
+            weights=weights,
+            device=device,
+            threshold=threshold,
+            keep=keep.value,
+            batch_size=batch_size,
+            workers=workers,
+            max_pixels=max_pixels,
+            quiet=quiet,
+        )
         _finish(result, out_json=out_json, out_csv=out_csv, show=show, quiet=quiet)
 
 
@@ -170,18 +220,20 @@ def models(
         rows = []
         for spec in list_encoders():
             problem = availability(spec)
-            rows.append({
-                "name": spec.name,
-                "default": spec.name == default,
-                "available": problem is None,
-                "status": "ready" if problem is None else problem,
-                "input_size": spec.input_size,
-                "embedding_dim": spec.embedding_dim,
-                "default_threshold": spec.default_threshold,
-                "threshold_calibrated": spec.threshold_calibrated,
-                "licence": spec.licence,
-                "card": spec.card,
-            })
+            rows.append(
+                {
+                    "name": spec.name,
+                    "default": spec.name == default,
+                    "available": problem is None,
+                    "status": "ready" if problem is None else problem,
+                    "input_size": spec.input_size,
+                    "embedding_dim": spec.embedding_dim,
+                    "default_threshold": spec.default_threshold,
+                    "threshold_calibrated": spec.threshold_calibrated,
+                    "licence": spec.licence,
+                    "card": spec.card,
+                }
+            )
         if as_json:
             out.print_json(json.dumps(rows))
             return
@@ -192,17 +244,26 @@ def models(
             name = row["name"] + (" (default)" if row["default"] else "")
             ready = "[green]ready[/]" if row["available"] else f"[yellow]{row['status']}[/]"
             mark = "" if row["threshold_calibrated"] else " (uncalibrated)"
-            table.add_row(name, ready, f"{row['default_threshold']}{mark}",
-                          str(row["input_size"]), row["licence"])
+            table.add_row(
+                name,
+                ready,
+                f"{row['default_threshold']}{mark}",
+                str(row["input_size"]),
+                row["licence"],
+            )
         out.print(table)
-        out.print("Also: clip:<open_clip model>[:<pretrained tag or checkpoint>] and "
-                  "torchvision:<classifier name>. Model cards: models/*.md", highlight=False)
+        out.print(
+            "Also: clip:<open_clip model>[:<pretrained tag or checkpoint>] and "
+            "torchvision:<classifier name>. Model cards: models/*.md",
+            highlight=False,
+        )
 
 
 @app.command()
 def demo(
     folder: Annotated[Path, typer.Option("--dir", help="Where to build the demo images.")] = Path(
-        "dedup-gpu-demo"),
+        "dedup-gpu-demo"
+    ),
     model: ModelOption = None,
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
@@ -213,17 +274,33 @@ def demo(
 
     with reported_errors(debug):
         build_demo_folder(folder)
-        err.print(f"demo folder: {folder} ({len(DEMO_PHOTOS)} photos from scikit-image, one "
-                  "edited copy each for crop, colour, greyscale, JPEG, resize, mirror and caption; "
-                  "an exact copy; two broken files)", highlight=False)
-        result = _run_scan([str(folder)], from_list=None, model=model, weights=None,
-                           device=device, threshold=None, keep="largest", batch_size=32,
-                           workers=None, max_pixels=178_956_970, quiet=quiet)
+        err.print(
+            f"demo folder: {folder} ({len(DEMO_PHOTOS)} photos from scikit-image, one "
+            "edited copy each for crop, colour, greyscale, JPEG, resize, mirror and caption; "
+            "an exact copy; two broken files)",
+            highlight=False,
+        )
+        result = _run_scan(
+            [str(folder)],
+            from_list=None,
+            model=model,
+            weights=None,
+            device=device,
+            threshold=None,
+            keep="largest",
+            batch_size=32,
+            workers=None,
+            max_pixels=178_956_970,
+            quiet=quiet,
+        )
         report_path = folder / "report.json"
         _finish(result, out_json=report_path, out_csv=None, show=30, quiet=quiet)
         score = score_demo(result.report, folder)
-        out.print(f"edited copies joined to their original: {score.joined}/{score.copies}; "
-                  f"pairs joining different photos: {score.wrong_pairs}", highlight=False)
+        out.print(
+            f"edited copies joined to their original: {score.joined}/{score.copies}; "
+            f"pairs joining different photos: {score.wrong_pairs}",
+            highlight=False,
+        )
 
 
 def main() -> None:

@@ -91,6 +91,8 @@ def decode_image(path: str, size: int | None, max_pixels: int = DEFAULT_MAX_PIXE
 def _orientation(image: Image.Image) -> int:
     try:
         return int(image.getexif().get(_ORIENTATION_TAG, 1))
+    except OSError:
+        raise  # PNG reads EXIF by decoding the whole file: this is a pixel-data error
     except Exception:  # a malformed EXIF block must not cost the whole image
         return 1
 
@@ -144,7 +146,9 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor | None, ImageInfo | None, str | None]:
+    def __getitem__(
+        self, index: int
+    ) -> tuple[int, torch.Tensor | None, ImageInfo | None, str | None]:
         try:
             decoded = decode_image(self.paths[index], self.size, self.max_pixels)
         except DecodeError as error:

@@ -14,9 +14,20 @@ from .synth import EDITS, write_edited_copies
 
 MARKER = ".dedup-gpu-demo"
 # Photographs among scikit-image's bundled data (no download needed); each is a distinct original.
-DEMO_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg",
-               "ihc.png", "retina.jpg", "camera.png", "coins.png", "moon.png", "page.png",
-               "motorcycle_left.png")
+DEMO_PHOTOS = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "retina.jpg",
+    "camera.png",
+    "coins.png",
+    "moon.png",
+    "page.png",
+    "motorcycle_left.png",
+)
 
 
 def skimage_data_dir() -> Path:

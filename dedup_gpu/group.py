@@ -60,8 +60,15 @@ def keep_key(policy: KeepPolicy) -> Callable[[ImageFile, ImageInfo], tuple]:
 
 
 def _member(file: ImageFile, info: ImageInfo, score: float, exact: bool) -> Member:
-    return Member(path=file.path, width=info.width, height=info.height, bytes=file.size,
-                  mtime=file.mtime, score=float(score), exact=exact)
+    return Member(
+        path=file.path,
+        width=info.width,
+        height=info.height,
+        bytes=file.size,
+        mtime=file.mtime,
+        score=float(score),
+        exact=exact,
+    )
 
 
 def build_groups(
@@ -73,15 +80,21 @@ def build_groups(
 ) -> list[Group]:
     """Groups over `contents` (row i of the embeddings is contents[i]) from scored `pairs`."""
     key = keep_key(policy)
-    files_in_order = [sorted(group.files, key=lambda f, i=info: key(f, i))
-                      for group, info in zip(contents, infos)]
+    files_in_order = [
+        sorted(group.files, key=lambda f, i=info: key(f, i))
+        for group, info in zip(contents, infos, strict=True)
+    ]
     visit = sorted(range(len(contents)), key=lambda i: key(files_in_order[i][0], infos[i]))
 
     strong = pairs.score >= threshold
     left, right, score = pairs.left[strong], pairs.right[strong], pairs.score[strong]
     neighbours: list[list[tuple[int, float]]] = [[] for _ in contents]
-    for a, b, s in zip(np.concatenate([left, right]).tolist(), np.concatenate([right, left]).tolist(),
-                       np.concatenate([score, score]).tolist()):
+    for a, b, s in zip(
+        np.concatenate([left, right]).tolist(),
+        np.concatenate([right, left]).tolist(),
+        np.concatenate([score, score]).tolist(),
+        strict=True,
+    ):
         neighbours[a].append((b, s))
 
     placed = np.zeros(len(contents), dtype=bool)
@@ -97,11 +110,14 @@ def build_groups(
             if placed[other]:
                 continue
             placed[other] = True
-            duplicates.extend(_member(file, infos[other], min(other_score, 1.0), exact=False)
-                              for file in files_in_order[other])
+            duplicates.extend(
+                _member(file, infos[other], min(other_score, 1.0), exact=False)
+                for file in files_in_order[other]
+            )
         if duplicates:
             duplicates.sort(key=lambda m: (not m.exact, -m.score, m.path))
-            groups.append(Group(keep=_member(keep_file, info, 1.0, exact=True),
-                                duplicates=tuple(duplicates)))
+            groups.append(
+                Group(keep=_member(keep_file, info, 1.0, exact=True), duplicates=tuple(duplicates))
+            )
     groups.sort(key=lambda g: (-len(g.duplicates), g.keep.path))
     return groups

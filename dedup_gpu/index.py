@@ -118,14 +118,13 @@ class SimilarityIndex:
             rights.append(row_ids[keep])
             scores.append(row_scores[keep])
             for row in rows[overflow]:
-                lims, range_scores, range_ids = self.cpu_index.range_search(
+                _lims, range_scores, range_ids = self.cpu_index.range_search(
                     self.embeddings[row : row + 1], threshold
                 )
                 lefts.append(np.full(len(range_ids), row, dtype=np.int64))
                 rights.append(range_ids.astype(np.int64))
                 scores.append(range_scores)
-        return _unique_pairs(np.concatenate(lefts), np.concatenate(rights),
-                             np.concatenate(scores))
+        return _unique_pairs(np.concatenate(lefts), np.concatenate(rights), np.concatenate(scores))
 
 
 def _unique_pairs(left: np.ndarray, right: np.ndarray, score: np.ndarray) -> Pairs:
@@ -138,12 +137,21 @@ def _unique_pairs(left: np.ndarray, right: np.ndarray, score: np.ndarray) -> Pai
     low, high, score = low[order], high[order], score[order]
     first = np.ones(len(low), dtype=bool)
     first[1:] = (low[1:] != low[:-1]) | (high[1:] != high[:-1])
-    return Pairs(low[first].astype(np.int64), high[first].astype(np.int64),
-                 np.minimum(score[first], 1.0).astype(np.float32))
+    return Pairs(
+        low[first].astype(np.int64),
+        high[first].astype(np.int64),
+        np.minimum(score[first], 1.0).astype(np.float32),
+    )
 
 
-def find_pairs(embeddings: np.ndarray, threshold: float, *, gpu: int | None = None,
-               k: int = 32, chunk: int = 8192) -> Pairs:
+def find_pairs(
+    embeddings: np.ndarray,
+    threshold: float,
+    *,
+    gpu: int | None = None,
+    k: int = 32,
+    chunk: int = 8192,
+) -> Pairs:
     """All pairs of rows of `embeddings` (unit length) whose cosine is at least `threshold`."""
     return SimilarityIndex(embeddings, gpu=gpu).pairs_above(threshold, k=k, chunk=chunk)
 

@@ -1,4 +1,4 @@
-"""The scan, end to end: sources -> exact copies -> decode -> embed -> search -> groups -> report."""
+"""The scan end to end: sources -> exact -> decode -> embed -> search -> group -> report."""
 
 from __future__ import annotations
 
@@ -60,14 +60,20 @@ def embed_contents(
     paths = [group.representative.path for group in contents]
     with progress_bars(progress and bool(paths)) as bars:
         task = bars.add_task(f"embedding with {encoder.spec.name}", total=len(paths))
-        for batch in iterate_batches(paths, encoder.spec.input_size, batch_size=batch_size,
-                                     workers=workers, pin_memory=encoder.device.type == "cuda",
-                                     max_pixels=max_pixels):
+        for batch in iterate_batches(
+            paths,
+            encoder.spec.input_size,
+            batch_size=batch_size,
+            workers=workers,
+            pin_memory=encoder.device.type == "cuda",
+            max_pixels=max_pixels,
+        ):
             if len(batch.indices):
                 rows = batch.indices.numpy()
                 embeddings[rows] = encoder.embed(batch.pixels)
-                for row, width, height in zip(rows.tolist(), batch.widths.tolist(),
-                                              batch.heights.tolist()):
+                for row, width, height in zip(
+                    rows.tolist(), batch.widths.tolist(), batch.heights.tolist(), strict=True
+                ):
                     infos[row] = ImageInfo(width=width, height=height)
             for row, reason in batch.failures:
                 errors.extend(FileError(file.path, reason) for file in contents[row].files)
@@ -131,8 +137,14 @@ def scan(
     timings["hash"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    embedded = embed_contents(exact.groups, encoder, batch_size=batch_size, workers=workers,
-                              max_pixels=max_pixels, progress=progress)
+    embedded = embed_contents(
+        exact.groups,
+        encoder,
+        batch_size=batch_size,
+        workers=workers,
+        max_pixels=max_pixels,
+        progress=progress,
+    )
     timings["decode_and_embed"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -148,7 +160,8 @@ def scan(
     timings["total"] = time.perf_counter() - started
     report = Report(
         model=encoder.spec.name,
-        model_info=encoder.describe() | {
+        model_info=encoder.describe()
+        | {
             "threshold_calibrated": encoder.spec.threshold_calibrated,
             "card": encoder.spec.card,
         },
@@ -158,7 +171,8 @@ def scan(
         groups=groups,
         errors=errors,
         counts=count_summary(
-            groups, errors,
+            groups,
+            errors,
             files_found=len(found.files),
             images_scanned=sum(len(group.files) for group in embedded.contents),
             distinct_contents=len(embedded.contents),
@@ -168,5 +182,10 @@ def scan(
     )
     if encoder.device.type == "cuda":
         torch.cuda.synchronize(encoder.device)
-    return ScanResult(report=report, contents=embedded.contents, infos=embedded.infos,
-                      embeddings=embedded.embeddings, pairs=pairs)
+    return ScanResult(
+        report=report,
+        contents=embedded.contents,
+        infos=embedded.infos,
+        embeddings=embedded.embeddings,
+        pairs=pairs,
+    )

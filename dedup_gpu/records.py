@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ImageFile:
-    """One candidate image file. `path` is spelled as the user gave it (absolute only if they did)."""
+    """One candidate image file; `path` is spelled as the user gave it (absolute if they did)."""
 
     path: str
     size: int

@@ -68,18 +68,36 @@ class Report:
 
 
 def _kept(member: Member) -> dict[str, Any]:
-    return {"path": member.path, "width": member.width, "height": member.height,
-            "bytes": member.bytes, "mtime": member.mtime}
+    return {
+        "path": member.path,
+        "width": member.width,
+        "height": member.height,
+        "bytes": member.bytes,
+        "mtime": member.mtime,
+    }
 
 
 def _duplicate(member: Member) -> dict[str, Any]:
-    return {"path": member.path, "score": round(member.score, 6), "exact": member.exact,
-            "width": member.width, "height": member.height, "bytes": member.bytes,
-            "mtime": member.mtime}
+    return {
+        "path": member.path,
+        "score": round(member.score, 6),
+        "exact": member.exact,
+        "width": member.width,
+        "height": member.height,
+        "bytes": member.bytes,
+        "mtime": member.mtime,
+    }
 
 
-def count_summary(groups: Sequence[Group], errors: Sequence[FileError], *, files_found: int,
-                  images_scanned: int, distinct_contents: int, aliases_skipped: int) -> dict[str, int]:
+def count_summary(
+    groups: Sequence[Group],
+    errors: Sequence[FileError],
+    *,
+    files_found: int,
+    images_scanned: int,
+    distinct_contents: int,
+    aliases_skipped: int,
+) -> dict[str, int]:
     duplicates = [member for group in groups for member in group.duplicates]
     return {
         "files_found": files_found,
@@ -124,12 +142,22 @@ def write_csv(report: Report, path: str) -> None:
         writer.writerow(CSV_COLUMNS)
         for number, group in enumerate(report.groups, start=1):
             keep = group.keep
-            writer.writerow([number, "keep", keep.path, "", "", keep.width, keep.height,
-                             keep.bytes])
+            writer.writerow(
+                [number, "keep", keep.path, "", "", keep.width, keep.height, keep.bytes]
+            )
             for member in group.duplicates:
-                writer.writerow([number, "duplicate", member.path, f"{member.score:.6f}",
-                                 str(member.exact).lower(), member.width, member.height,
-                                 member.bytes])
+                writer.writerow(
+                    [
+                        number,
+                        "duplicate",
+                        member.path,
+                        f"{member.score:.6f}",
+                        str(member.exact).lower(),
+                        member.width,
+                        member.height,
+                        member.bytes,
+                    ]
+                )
 
     _atomic_write(path, write)
 
@@ -144,8 +172,10 @@ def human_bytes(count: float) -> str:
 
 def summary_table(report: Report) -> Table:
     counts = report.counts
-    table = Table(title=f"dedup-gpu: {report.model} on {report.device}, "
-                        f"threshold {report.threshold:.3f}", show_header=False)
+    table = Table(
+        title=f"dedup-gpu: {report.model} on {report.device}, threshold {report.threshold:.3f}",
+        show_header=False,
+    )
     table.add_column(style="bold")
     table.add_column(justify="right")
     scanned = counts.get("images_scanned", 0)
@@ -153,9 +183,12 @@ def summary_table(report: Report) -> Table:
     rows = [
         ("images scanned", f"{scanned:,}"),
         ("duplicate groups", f"{counts.get('groups', 0):,}"),
-        ("duplicates", f"{counts.get('duplicates', 0):,} "
-                       f"({counts.get('exact_duplicates', 0):,} exact, "
-                       f"{counts.get('near_duplicates', 0):,} near)"),
+        (
+            "duplicates",
+            f"{counts.get('duplicates', 0):,} "
+            f"({counts.get('exact_duplicates', 0):,} exact, "
+            f"{counts.get('near_duplicates', 0):,} near)",
+        ),
         ("bytes freed by removing them", human_bytes(counts.get("reclaimable_bytes", 0))),
         ("skipped with errors", f"{counts.get('errors', 0):,}"),
         ("time", f"{report.timings_s.get('total', 0.0):.1f} s ({rate:,.1f} images/s)"),
@@ -168,9 +201,11 @@ def summary_table(report: Report) -> Table:
 def print_groups(report: Report, console: Console, limit: int = 10) -> None:
     """The first `limit` groups, largest first, then the errors (one line each)."""
     for number, group in enumerate(report.groups[:limit], start=1):
-        console.print(f"[bold]group {number}[/]  keep [green]{group.keep.path}[/] "
-                      f"({group.keep.width}x{group.keep.height}, {human_bytes(group.keep.bytes)})",
-                      highlight=False)
+        console.print(
+            f"[bold]group {number}[/]  keep [green]{group.keep.path}[/] "
+            f"({group.keep.width}x{group.keep.height}, {human_bytes(group.keep.bytes)})",
+            highlight=False,
+        )
         for member in group.duplicates:
             kind = "exact" if member.exact else f"{member.score:.3f}"
             console.print(f"    {kind:>6}  {member.path}", highlight=False)

@@ -14,8 +14,34 @@ from dataclasses import dataclass, field
 from .records import FileError, ImageFile
 
 IMAGE_EXTENSIONS = frozenset(
-    ".jpg .jpeg .jpe .jfif .png .apng .gif .bmp .dib .tif .tiff .webp .ppm .pgm .pbm .pnm "
-    ".ico .tga .jp2 .j2k .jpx .heic .heif .avif .psd .pcx".split()
+    [
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".jfif",
+        ".png",
+        ".apng",
+        ".gif",
+        ".bmp",
+        ".dib",
+        ".tif",
+        ".tiff",
+        ".webp",
+        ".ppm",
+        ".pgm",
+        ".pbm",
+        ".pnm",
+        ".ico",
+        ".tga",
+        ".jp2",
+        ".j2k",
+        ".jpx",
+        ".heic",
+        ".heif",
+        ".avif",
+        ".psd",
+        ".pcx",
+    ]
 )
 
 # Magic numbers for images saved without a usual extension (camera dumps, caches, CMS exports).
@@ -68,7 +94,10 @@ class _Walker:
         try:
             stat = os.stat(path)
         except OSError as error:
-            self.scan.errors.append(FileError(path, f"cannot read file: {error.strerror}"))
+            reason = (
+                "broken symlink" if os.path.islink(path) else f"cannot read file: {error.strerror}"
+            )
+            self.scan.errors.append(FileError(path, reason))
             return
         key = (stat.st_dev, stat.st_ino)
         if key in self._seen_files:
@@ -94,8 +123,9 @@ class _Walker:
             where = error.filename or root
             self.scan.errors.append(FileError(where, f"cannot read folder: {error.strerror}"))
 
-        for folder, subfolders, filenames in os.walk(root, onerror=report_unreadable,
-                                                     followlinks=True):
+        for folder, subfolders, filenames in os.walk(
+            root, onerror=report_unreadable, followlinks=True
+        ):
             try:
                 stat = os.stat(folder)
             except OSError:
@@ -114,7 +144,9 @@ class _Walker:
                 if (sub_stat.st_dev, sub_stat.st_ino) in visited_dirs:
                     target = os.path.realpath(sub)
                     self.scan.errors.append(
-                        FileError(sub, f"symlink loop or alias: {target} is already scanned; not followed")
+                        FileError(
+                            sub, f"symlink loop or alias: {target} is already scanned; not followed"
+                        )
                     )
                     continue
                 kept.append(name)
@@ -140,9 +172,7 @@ def discover(paths: Sequence[str], from_list: str | None = None) -> SourceScan:
     for path in _unique(requested):
         if os.path.isdir(path):
             walker.walk(path)
-        elif os.path.lexists(path) and not os.path.exists(path):
-            walker.scan.errors.append(FileError(path, "broken symlink"))
-        elif os.path.exists(path):
+        elif os.path.lexists(path):
             walker.add_file(path, explicit=True)
         else:
             walker.scan.errors.append(FileError(path, "no such file or folder"))

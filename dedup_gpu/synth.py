@@ -15,8 +15,14 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
 Edit = Callable[[Image.Image, random.Random], Image.Image]
 
-CAPTIONS = ("when the build finally passes", "SALE 50% OFF", "me, on a Monday",
-            "do not repost", "#tbt summer", "caption this")
+CAPTIONS = (
+    "when the build finally passes",
+    "SALE 50% OFF",
+    "me, on a Monday",
+    "do not repost",
+    "#tbt summer",
+    "caption this",
+)
 
 
 def crop(image: Image.Image, rng: random.Random) -> Image.Image:
@@ -70,8 +76,14 @@ def caption(image: Image.Image, rng: random.Random) -> Image.Image:
     text_w, text_h = box[2] - box[0], box[3] - box[1]
     x = max(0, (image.width - text_w) // 2)
     y = image.height // 20 if rng.random() < 0.5 else image.height - text_h - image.height // 10
-    draw.text((x, y), text, font=font, fill="white", stroke_width=max(1, text_h // 12),
-              stroke_fill="black")
+    draw.text(
+        (x, y),
+        text,
+        font=font,
+        fill="white",
+        stroke_width=max(1, text_h // 12),
+        stroke_fill="black",
+    )
     return image
 
 
@@ -91,8 +103,13 @@ def load_rgb(path: str | Path) -> Image.Image:
         return ImageOps.exif_transpose(image).convert("RGB")
 
 
-def write_edited_copies(original: str | Path, out_dir: str | Path, *, seed: int = 0,
-                        families: tuple[str, ...] = tuple(EDITS)) -> dict[str, Path]:
+def write_edited_copies(
+    original: str | Path,
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    families: tuple[str, ...] = tuple(EDITS),
+) -> dict[str, Path]:
     """Save one edited copy of `original` per family into `out_dir`; returns family -> path.
 
     Copies are JPEGs (quality 90, or the family's own quality for `jpeg`) named

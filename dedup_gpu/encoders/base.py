@@ -72,8 +72,13 @@ class TorchEncoder(Encoder):
     always re-normalised in float32.
     """
 
-    def __init__(self, spec: EncoderSpec, device: torch.device, module: torch.nn.Module,
-                 weights_sha256: str | None = None):
+    def __init__(
+        self,
+        spec: EncoderSpec,
+        device: torch.device,
+        module: torch.nn.Module,
+        weights_sha256: str | None = None,
+    ):
         super().__init__(spec, device, weights_sha256)
         self.module = module.eval().to(device)
         self._cuda = device.type == "cuda"
@@ -96,10 +101,11 @@ class TorchEncoder(Encoder):
         if self._cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         autocast = (
-            torch.autocast("cuda", dtype=self._amp_dtype) if self._cuda else contextlib.nullcontext()
+            torch.autocast("cuda", dtype=self._amp_dtype)
+            if self._cuda
+            else contextlib.nullcontext()
         )
         with autocast:
             out = self.module(x)
         out = F.normalize(out.float().flatten(1), dim=1)
         return out.cpu().numpy()
-

@@ -67,8 +67,9 @@ def load(spec: EncoderSpec, device: torch.device, weights: str | None, progress:
         raise ModelUnavailableError(f"{spec.name}: {problem}")
     checkpoint = _checkpoint(spec, weights)
     try:
-        model = open_clip.create_model(spec.arch, pretrained=checkpoint or spec.pretrained,
-                                       device="cpu")
+        model = open_clip.create_model(
+            spec.arch, pretrained=checkpoint or spec.pretrained, device="cpu"
+        )
     except Exception as error:  # open_clip raises bare RuntimeError/OSError from hub and loaders
         raise ModelUnavailableError(
             f"cannot load {spec.name}: {str(error).splitlines()[0] if str(error) else error!r}",

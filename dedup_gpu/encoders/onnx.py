@@ -40,8 +40,9 @@ class OnnxEncoder(Encoder):
     def __init__(self, spec: EncoderSpec, device: torch.device, weights: str | None = None):
         missing = availability(spec, weights)
         if missing:
-            raise ModelUnavailableError(f"{spec.name} needs onnxruntime: {missing}",
-                                        hint=INSTALL_HINT)
+            raise ModelUnavailableError(
+                f"{spec.name} needs onnxruntime: {missing}", hint=INSTALL_HINT
+            )
         import onnxruntime as ort
 
         if device.type == "cuda":
@@ -51,8 +52,10 @@ class OnnxEncoder(Encoder):
                     "provider",
                     hint="pip install 'dedup-gpu[onnx-gpu]' (onnxruntime-gpu), or use --model sscd",
                 )
-            providers: list = [("CUDAExecutionProvider", {"device_id": device.index or 0}),
-                               "CPUExecutionProvider"]
+            providers: list = [
+                ("CUDAExecutionProvider", {"device_id": device.index or 0}),
+                "CPUExecutionProvider",
+            ]
         else:
             providers = ["CPUExecutionProvider"]
         path = model_path(spec, weights)

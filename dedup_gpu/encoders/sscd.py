@@ -28,7 +28,9 @@ def load_torchscript(path: Path) -> torch.jit.ScriptModule:
     try:
         return torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError, OSError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first_line = (
+            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        )
         raise ModelUnavailableError(
             f"{path} is not a loadable TorchScript file: {first_line}",
             hint="pass the sscd_disc_mixup.torchscript.pt file published by Meta",

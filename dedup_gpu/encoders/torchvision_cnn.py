@@ -33,8 +33,9 @@ def weights_source(arch: str) -> WeightsSource:
     published = torchvision.models.get_model_weights(arch).DEFAULT
     filename = published.url.rsplit("/", 1)[-1]
     match = _HASH_IN_NAME.search(filename)
-    return WeightsSource(url=published.url, filename=filename,
-                         sha256=match.group(1) if match else None)
+    return WeightsSource(
+        url=published.url, filename=filename, sha256=match.group(1) if match else None
+    )
 
 
 def hub_checkpoints() -> Path:

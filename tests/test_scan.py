@@ -1,0 +1,176 @@
+"""End to end, as a user runs it: real photos and edited copies, scanned with the offline SSCD
+model through the real CLI; bad files reported; the report a user reads."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import PHOTOS, write_bad_files
+from typer.testing import CliRunner
+
+from dedup_gpu import scan
+from dedup_gpu.cli import app
+from dedup_gpu.synth import EDITS, write_edited_copies
+
+runner = CliRunner()
+
+
+def original_of(path: str) -> str:
+    return Path(path).stem.split("__")[0]
+
+
+@pytest.fixture
+def collection(photo_dir: Path) -> Path:
+    """Originals plus one edited copy per family of each, in a separate folder."""
+    for photo in sorted(photo_dir.iterdir()):
+        write_edited_copies(photo, photo_dir.parent / "copies", seed=7)
+    return photo_dir.parent
+
+
+@pytest.mark.slow
+def test_edited_copies_group_with_their_original_and_different_photos_do_not(
+    collection: Path,
+) -> None:
+    report = scan([str(collection)], model="sscd-onnx", device="cpu").report
+
+    assert report.model == "sscd-onnx"
+    assert report.counts["images_scanned"] == len(PHOTOS) * (1 + len(EDITS))
+    assert report.errors == []
+    kept = {original_of(g.keep.path): g for g in report.groups}
+    assert len(report.groups) == len(PHOTOS)  # one group per original photo
+    for name in PHOTOS:
+        group = kept[Path(name).stem]
+        assert group.keep.path == str(collection / "photos" / name)  # the original is largest
+        families = sorted(Path(m.path).stem.split("__")[1] for m in group.duplicates)
+        assert families == sorted(EDITS), name
+        assert all(original_of(m.path) == Path(name).stem for m in group.duplicates)
+        assert all(report.threshold <= m.score <= 1.0 and not m.exact for m in group.duplicates)
+
+
+@pytest.mark.slow
+def test_cli_reports_bad_files_and_exact_copies_and_exits_zero(
+    photo_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    expected_errors = write_bad_files(photo_dir / "bad")
+    shutil.copyfile(photo_dir / "coffee.png", photo_dir / "coffee (1).png")
+    monkeypatch.chdir(tmp_path)
+
+    result = runner.invoke(
+        app,
+        [
+            "scan",
+            "photos",
+            "--out",
+            "report.json",
+            "--csv",
+            "report.csv",
+            "--max-pixels",
+            "10000000",
+            "--quiet",
+            "--device",
+            "cpu",
+        ],
+    )
+
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["version"] == 1
+    assert report["model"] == "sscd-onnx"
+    assert set(report) >= {"version", "model", "threshold", "counts", "groups", "errors"}
+    errors = {os.path.basename(e["path"]): e["reason"] for e in report["errors"]}
+    assert set(errors) == set(expected_errors)
+    for name, word in expected_errors.items():
+        assert word in errors[name], (name, errors[name])
+    assert all(e["path"].startswith("photos" + os.sep) for e in report["errors"])  # as given
+
+    [group] = report["groups"]
+    assert group["keep"]["path"] == os.path.join("photos", "coffee.png")  # same size: shorter path
+    [duplicate] = group["duplicates"]
+    assert duplicate["exact"] is True and duplicate["score"] == 1.0
+    assert report["counts"]["exact_duplicates"] == 1
+    assert report["counts"]["reclaimable_bytes"] == (photo_dir / "coffee.png").stat().st_size
+    assert report["counts"]["errors"] == len(expected_errors)
+
+    rows = list(csv.DictReader((tmp_path / "report.csv").open()))
+    assert [row["role"] for row in rows] == ["keep", "duplicate"]
+    assert "duplicate groups" in result.output and "skipped with errors" in result.output
+
+
+def test_cuda_on_a_machine_without_cuda_is_one_clear_error(photo_dir: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = runner.invoke(app, ["scan", str(photo_dir), "--device", "cuda", "--quiet"])
+
+    assert result.exit_code == 2
+    assert "error: --device cuda was requested but no CUDA GPU is usable" in result.output
+    assert "hint:" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["scan"], "no images given"),
+        (["scan", ".", "--model", "nonsense"], "unknown model 'nonsense'"),
+        (["scan", ".", "--threshold", "3"], "--threshold must be a cosine score"),
+        (["scan", ".", "--device", "tpu"], "unknown device 'tpu'"),
+        (["scan", ".", "--out", "."], "is a folder"),
+    ],
+)
+def test_bad_arguments_get_one_line_and_a_hint(arguments: list[str], message: str) -> None:
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_keep_policy_from_the_command_line(photo_dir: Path, tmp_path: Path) -> None:
+    older = photo_dir / "chelsea.png"
+    newer = photo_dir / "chelsea-resaved.png"
+    shutil.copyfile(older, newer)
+    os.utime(older, (1_000_000, 1_000_000))
+    out = tmp_path / "r.json"
+
+    for policy, kept in (("oldest", older), ("newest", newer)):
+        result = runner.invoke(
+            app, ["scan", str(photo_dir), "--keep", policy, "--out", str(out), "--quiet"]
+        )
+        assert result.exit_code == 0, result.output
+        [group] = json.loads(out.read_text())["groups"]
+        assert group["keep"]["path"] == str(kept)
+
+
+def test_from_list_scans_only_the_listed_files(photo_dir: Path, tmp_path: Path) -> None:
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{photo_dir / 'rocket.jpg'}\n{photo_dir / 'coffee.png'}\n")
+    result = scan([], from_list=str(listing))
+    assert result.report.counts["images_scanned"] == 2
+
+
+def test_models_command_lists_the_offline_default() -> None:
+    result = runner.invoke(app, ["models"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "sscd-onnx (default)" in result.output
+    assert "ready" in result.output
+    assert "clip:ViT-B-32:laion2b_s34b_b79k" in result.output
+
+
+@pytest.mark.slow
+def test_demo_finds_every_edited_copy(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--dir", str(tmp_path / "demo"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "edited copies joined to their original: 84/84" in result.output
+    assert "pairs joining different photos: 0" in result.output
+    assert (tmp_path / "demo" / "report.json").exists()
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.txt").write_text("precious")
+    refused = runner.invoke(app, ["demo", "--dir", str(tmp_path / "mine"), "--quiet"])
+    assert refused.exit_code == 2
+    assert "was not made by the demo" in refused.output
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["thesis.txt"]
