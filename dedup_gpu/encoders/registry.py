@@ -33,6 +33,7 @@ _ENTRIES: tuple[EncoderSpec, ...] = (
         mean=None,
         std=None,
         onnx_model="sscd",
+        packaged_sha256="86386042eb852df12dee402ac7e305827cc246f5fab261acf7994c49bb2cb181",
     ),
     EncoderSpec(
         name="sscd-distilled-onnx",
@@ -49,6 +50,7 @@ _ENTRIES: tuple[EncoderSpec, ...] = (
         mean=None,
         std=None,
         onnx_model="sscd_distilled",
+        packaged_sha256="240436cc531e2e10299f2c60d6fe581d1f9f405e3ee8360e81e9e6cfc0a8a9ab",
     ),
     EncoderSpec(
         name="sscd",
