@@ -36,3 +36,9 @@ class ChecksumMismatchError(ModelUnavailableError):
 
 class IndexBackendError(DedupError):
     """No usable FAISS build is installed."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message, or its type name when the message is empty."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

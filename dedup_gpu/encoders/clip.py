@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import torch
 
-from ..errors import ModelUnavailableError
+from ..errors import ModelUnavailableError, first_line
 from .base import Encoder, EncoderSpec, TorchEncoder
 from .weights import sha256_of
 
@@ -72,7 +72,7 @@ def load(spec: EncoderSpec, device: torch.device, weights: str | None, progress:
         )
     except Exception as error:  # open_clip raises bare RuntimeError/OSError from hub and loaders
         raise ModelUnavailableError(
-            f"cannot load {spec.name}: {str(error).splitlines()[0] if str(error) else error!r}",
+            f"cannot load {spec.name}: {first_line(error)}",
             hint="offline? pass a local open_clip checkpoint: --weights PATH, or set "
             "HF_HUB_OFFLINE=1 with the model already in the Hugging Face cache",
         ) from error

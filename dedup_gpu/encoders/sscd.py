@@ -6,11 +6,12 @@ The file is downloaded on first use into the user cache (see weights.py) or give
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
 
-from ..errors import ModelUnavailableError
+from ..errors import ModelUnavailableError, first_line
 from .base import Encoder, EncoderSpec, TorchEncoder
 from .weights import cached_path, fetch, sha256_of
 
@@ -26,13 +27,13 @@ def availability(spec: EncoderSpec, weights: str | None = None) -> str | None:
 
 def load_torchscript(path: Path) -> torch.jit.ScriptModule:
     try:
-        return torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            # torch 2.13 marks TorchScript deprecated; Meta publishes SSCD only in that format.
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            return torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError, OSError) as error:
-        first_line = (
-            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        )
         raise ModelUnavailableError(
-            f"{path} is not a loadable TorchScript file: {first_line}",
+            f"{path} is not a loadable TorchScript file: {first_line(error)}",
             hint="pass the sscd_disc_mixup.torchscript.pt file published by Meta",
         ) from error
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ModelUnavailableError, UnknownModelError
+from ..errors import ModelUnavailableError, UnknownModelError, first_line
 from .base import Encoder, EncoderSpec, TorchEncoder
 from .weights import WeightsSource, cached_path, fetch, sha256_of
 
@@ -81,7 +81,7 @@ def load(spec: EncoderSpec, device: torch.device, weights: str | None, progress:
         model.load_state_dict(state)
     except Exception as error:  # torch.load raises many types for foreign or damaged files
         raise ModelUnavailableError(
-            f"{path} is not a {spec.arch} state dict: {str(error).splitlines()[0]}",
+            f"{path} is not a {spec.arch} state dict: {first_line(error)}",
             hint=f"pass the weights file torchvision publishes for {spec.arch}",
         ) from error
     return TorchEncoder(spec, device, strip_classifier(model), weights_sha256=digest)

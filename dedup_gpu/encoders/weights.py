@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
 from ..errors import ChecksumMismatchError, ModelUnavailableError
+from ..progress import progress_bars
 
 _CHUNK = 1 << 20
 
@@ -56,13 +53,16 @@ def _recorded_digest_path(path: Path) -> Path:
 
 
 def verify(path: Path, source: WeightsSource) -> str:
-    """Check `path` against the source's pinned digest (or the digest recorded at download)."""
+    """Check `path` against the pinned digest, else the one recorded beside it; an unpinned file
+    seen for the first time (e.g. copied in by hand) has its digest recorded. Returns the digest."""
     actual = sha256_of(path)
     expected = source.sha256
     recorded = _recorded_digest_path(path)
     if expected is None and recorded.exists():
         expected = recorded.read_text().split()[0]
-    if expected is not None and not actual.startswith(expected.lower()):
+    if expected is None:
+        recorded.write_text(f"{actual}  {source.filename}\n")
+    elif not actual.startswith(expected.lower()):
         raise ChecksumMismatchError(
             f"{path} has SHA-256 {actual}, expected {expected}: the file is corrupted or is not "
             f"the published {source.filename}",
@@ -94,11 +94,9 @@ def fetch(
                 hint="run again; if it persists, download the file by hand and pass --weights PATH",
             )
         os.replace(partial, target)
-        if source.sha256 is None:
-            _recorded_digest_path(target).write_text(f"{actual}  {source.filename}\n")
     finally:
         partial.unlink(missing_ok=True)
-    return target, actual
+    return target, verify(target, source)
 
 
 def _download(url: str, destination: Path, *, progress: bool) -> None:
@@ -111,19 +109,18 @@ def _download(url: str, destination: Path, *, progress: bool) -> None:
             hint=f"on an offline machine, copy the file to {destination.with_suffix('')} "
             "or pass --weights PATH",
         ) from error
-    with response, open(destination, "wb") as out:
+    received = 0
+    with response, open(destination, "wb") as out, progress_bars(progress) as bars:
         total = int(response.headers.get("Content-Length") or 0) or None
-        if not progress:
-            shutil.copyfileobj(response, out, _CHUNK)
-            return
-        with Progress(
-            "[bold]downloading[/] {task.description}",
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            console=Console(stderr=True),
-        ) as bar:
-            task = bar.add_task(os.path.basename(url), total=total)
-            while chunk := response.read(_CHUNK):
-                out.write(chunk)
-                bar.advance(task, len(chunk))
+        task = bars.add_task(f"downloading {os.path.basename(url)}", total=total)
+        while chunk := response.read(_CHUNK):
+            out.write(chunk)
+            received += len(chunk)
+            bars.advance(task, len(chunk))
+    # A connection closed early ends the read loop without an error; only the length tells.
+    if total is not None and received < total:
+        raise ModelUnavailableError(
+            f"the download of {url} was cut off after {received} of {total} bytes; "
+            "nothing was kept",
+            hint="run again, or download the file by hand and pass --weights PATH",
+        )
