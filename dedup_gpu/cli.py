@@ -95,18 +95,23 @@ def _run_scan(
     max_pixels: int,
     quiet: bool,
 ):
-    from .device import resolve_device
-    from .encoders import default_model, get_spec, load_encoder
-    from .pipeline import scan
+    import torch
 
-    name = model or default_model()
-    spec = get_spec(name)
-    torch_device = resolve_device(device)
+    from .pipeline import open_encoder, scan
+
+    encoder = open_encoder(model, device, weights=weights, progress=not quiet)
+    spec = encoder.spec
     chosen = "" if model else " (default)"
     err.print(
-        f"model: [bold]{spec.name}[/]{chosen} on {torch_device}; {spec.description}",
+        f"model: [bold]{spec.name}[/]{chosen} on {encoder.device}; {spec.description}",
         highlight=False,
     )
+    if device == "auto" and encoder.device.type == "cpu" and torch.cuda.is_available():
+        err.print(
+            f"note: {spec.name} runs on the CPU because onnxruntime has no CUDA provider here; "
+            "install onnxruntime-gpu or use --model sscd to run it on the GPU",
+            highlight=False,
+        )
     if threshold is None:
         source = "calibrated" if spec.threshold_calibrated else "NOT calibrated for this model"
         err.print(
@@ -117,7 +122,6 @@ def _run_scan(
                 "[yellow]warning:[/] check the threshold on your own images, or pass --threshold",
                 highlight=False,
             )
-    encoder = load_encoder(spec, torch_device, weights=weights, progress=not quiet)
     return scan(
         paths,
         from_list=from_list,

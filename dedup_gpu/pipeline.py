@@ -11,7 +11,7 @@ import torch
 
 from .data import DEFAULT_MAX_PIXELS, iterate_batches
 from .device import resolve_device
-from .encoders import default_model, get_spec, load_encoder
+from .encoders import can_use_cuda, default_model, get_spec, load_encoder
 from .encoders.base import Encoder
 from .errors import BadArgumentError
 from .exact import group_identical
@@ -87,6 +87,25 @@ def embed_contents(
     )
 
 
+def open_encoder(
+    model: str | None = None,
+    device: str = "auto",
+    *,
+    weights: str | None = None,
+    progress: bool = False,
+) -> Encoder:
+    """Load `model` (default: `default_model()`) on `device`.
+
+    With device "auto", a model whose runtime cannot use the GPU here (onnxruntime without its
+    CUDA provider) runs on the CPU rather than failing; an explicit cuda device still fails.
+    """
+    spec = get_spec(model or default_model())
+    torch_device = resolve_device(device)
+    if device.strip().lower() == "auto" and not can_use_cuda(spec):
+        torch_device = torch.device("cpu")
+    return load_encoder(spec, torch_device, weights=weights, progress=progress)
+
+
 def scan(
     paths: Sequence[str],
     *,
@@ -123,8 +142,7 @@ def scan(
 
     tick = time.perf_counter()
     if encoder is None:
-        spec = get_spec(model or default_model())
-        encoder = load_encoder(spec, resolve_device(device), weights=weights, progress=progress)
+        encoder = open_encoder(model, device, weights=weights, progress=progress)
     threshold = encoder.spec.default_threshold if threshold is None else threshold
     timings["load_model"] = time.perf_counter() - tick
 
@@ -148,7 +166,7 @@ def scan(
     timings["decode_and_embed"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    gpu = encoder.device.index or 0 if encoder.device.type == "cuda" else None
+    gpu = (encoder.device.index or 0) if encoder.device.type == "cuda" else None
     pairs = find_pairs(embedded.embeddings, threshold, gpu=gpu)
     timings["search"] = time.perf_counter() - tick
 

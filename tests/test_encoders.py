@@ -128,8 +128,9 @@ class LoopbackServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.02}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
         self._running = True
 
@@ -167,8 +168,9 @@ PAYLOAD = b"dedup-gpu test weights " * 4096  # ~94 KB: several reads, still inst
 def test_pinned_download_is_cached_and_reused_without_network(server, tmp_path, progress, pin):
     digest = sha256(PAYLOAD)
     pinned = digest if pin == "full" else digest[:8]
-    source = WeightsSource(url=server.serve("/w/model.pt", PAYLOAD), filename="model.pt",
-                           sha256=pinned)
+    source = WeightsSource(
+        url=server.serve("/w/model.pt", PAYLOAD), filename="model.pt", sha256=pinned
+    )
     cache = tmp_path / "cache"
 
     path, got = fetch(source, cache, progress=progress)
@@ -186,16 +188,20 @@ def test_pinned_download_is_cached_and_reused_without_network(server, tmp_path, 
 
 
 def test_cache_dir_follows_dedup_gpu_cache(weights_cache, server):
-    source = WeightsSource(url=server.serve("/a.pt", PAYLOAD), filename="a.pt",
-                           sha256=sha256(PAYLOAD))
+    source = WeightsSource(
+        url=server.serve("/a.pt", PAYLOAD), filename="a.pt", sha256=sha256(PAYLOAD)
+    )
     assert cache_dir() == weights_cache
     path, _ = fetch(source, progress=False)
     assert path == weights_cache / "a.pt"
 
 
 def test_corrupted_download_raises_and_keeps_nothing(server, tmp_path):
-    source = WeightsSource(url=server.serve("/model.pt", PAYLOAD[:-1] + b"!"),
-                           filename="model.pt", sha256=sha256(PAYLOAD))
+    source = WeightsSource(
+        url=server.serve("/model.pt", PAYLOAD[:-1] + b"!"),
+        filename="model.pt",
+        sha256=sha256(PAYLOAD),
+    )
     cache = tmp_path / "cache"
 
     with pytest.raises(ChecksumMismatchError) as caught:
@@ -385,8 +391,20 @@ def test_cli_reports_bad_sscd_weights_in_one_line(offline, tmp_path):
 
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a model")
-    result = CliRunner().invoke(app, ["scan", str(tmp_path), "--model", "sscd", "--weights",
-                                      str(junk), "--device", "cpu", "--quiet"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "scan",
+            str(tmp_path),
+            "--model",
+            "sscd",
+            "--weights",
+            str(junk),
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 2, result.output
     words = " ".join(result.output.split())  # rich wraps long lines at the terminal width
     assert "error: " in words and "is not a loadable TorchScript file" in words
@@ -401,8 +419,7 @@ def test_cli_reports_bad_sscd_weights_in_one_line(offline, tmp_path):
 TINY_CLIP = "dedup-test-tiny-ViT"
 TINY_CLIP_CONFIG = {
     "embed_dim": 32,
-    "vision_cfg": {"image_size": 64, "layers": 1, "width": 64, "head_width": 32,
-                   "patch_size": 16},
+    "vision_cfg": {"image_size": 64, "layers": 1, "width": 64, "head_width": 32, "patch_size": 16},
     "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
 }
 
@@ -549,8 +566,9 @@ def test_torchvision_state_dict_gives_pooled_features(offline, empty_torch_home,
 
     features = torch.nn.Sequential(*list(model.children())[:-1])  # everything before fc
     with torch.no_grad():
-        expected = F.normalize(features(normalised(pixels, IMAGENET_MEAN, IMAGENET_STD))
-                               .flatten(1), dim=1)
+        expected = F.normalize(
+            features(normalised(pixels, IMAGENET_MEAN, IMAGENET_STD)).flatten(1), dim=1
+        )
     np.testing.assert_allclose(rows, expected.numpy(), atol=1e-4)
     assert not empty_torch_home.exists()  # nothing downloaded
 
@@ -616,11 +634,17 @@ def test_family_specs_parse():
     clip = get_spec("clip:ViT-B-32")
     assert (clip.family, clip.arch, clip.pretrained) == ("clip", "ViT-B-32", "")
     tagged = get_spec("clip:ViT-B-32:openai")
-    assert (tagged.name, tagged.arch, tagged.pretrained) == ("clip:ViT-B-32:openai",
-                                                             "ViT-B-32", "openai")
+    assert (tagged.name, tagged.arch, tagged.pretrained) == (
+        "clip:ViT-B-32:openai",
+        "ViT-B-32",
+        "openai",
+    )
     resnet = get_spec("torchvision:resnet34")
-    assert (resnet.name, resnet.family, resnet.arch) == ("torchvision:resnet34", "torchvision",
-                                                         "resnet34")
+    assert (resnet.name, resnet.family, resnet.arch) == (
+        "torchvision:resnet34",
+        "torchvision",
+        "resnet34",
+    )
     assert resnet.embedding_dim is None  # read from the model at load
     with pytest.raises(UnknownModelError):
         get_spec("torchvision:not_a_net")
@@ -660,8 +684,7 @@ def models_json() -> dict[str, dict]:
     return {row["name"]: row for row in json.loads(result.stdout)}
 
 
-def test_models_command_lists_what_runs_here(offline, weights_cache, empty_torch_home,
-                                             sscd_file):
+def test_models_command_lists_what_runs_here(offline, weights_cache, empty_torch_home, sscd_file):
     rows = models_json()
 
     assert set(rows) == {spec.name for spec in list_encoders()}
@@ -679,4 +702,3 @@ def test_models_command_lists_what_runs_here(offline, weights_cache, empty_torch
     weights_cache.mkdir(parents=True)
     shutil.copy(sscd_file, weights_cache / SSCD_FILENAME)
     assert models_json()["sscd"]["available"] is True
-

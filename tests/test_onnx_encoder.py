@@ -52,3 +52,15 @@ def test_cuda_without_onnxruntime_gpu_is_a_clear_error() -> None:
     with pytest.raises(DeviceUnavailableError, match="no CUDA provider") as raised:
         OnnxEncoder(get_spec("sscd-onnx"), torch.device("cuda"))
     assert "onnx-gpu" in raised.value.hint
+
+
+def test_auto_device_on_a_gpu_machine_without_onnxruntime_gpu_runs_on_cpu(monkeypatch) -> None:
+    # A GPU server with PyPI's CUDA torch but the CPU onnxruntime: the default scan must still run.
+    from dedup_gpu.pipeline import open_encoder
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr("dedup_gpu.encoders.onnx.cuda_provider_available", lambda: False)
+
+    assert open_encoder("sscd-onnx", "auto").device.type == "cpu"
+    with pytest.raises(DeviceUnavailableError, match="no CUDA provider"):
+        open_encoder("sscd-onnx", "cuda")

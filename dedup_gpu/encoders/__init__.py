@@ -3,6 +3,7 @@
 from .base import Encoder, EncoderSpec
 from .registry import (
     availability,
+    can_use_cuda,
     default_model,
     get_spec,
     is_ready,
@@ -17,6 +18,7 @@ __all__ = [
     "WeightsSource",
     "availability",
     "cache_dir",
+    "can_use_cuda",
     "default_model",
     "get_spec",
     "is_ready",

@@ -29,6 +29,14 @@ def availability(spec: EncoderSpec, weights: str | None = None) -> str | None:
     return None
 
 
+def cuda_provider_available() -> bool:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
 def model_path(spec: EncoderSpec, weights: str | None = None) -> Path:
     if weights is not None:
         return Path(weights)
@@ -47,7 +55,7 @@ class OnnxEncoder(Encoder):
         import onnxruntime as ort
 
         if device.type == "cuda":
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
+            if not cuda_provider_available():
                 raise DeviceUnavailableError(
                     f"{spec.name} was asked to run on {device}, but this onnxruntime has no CUDA "
                     "provider",
@@ -71,6 +79,13 @@ class OnnxEncoder(Encoder):
             self.session = ort.InferenceSession(str(path), providers=providers)
         except Exception as error:  # onnxruntime raises its own untyped errors for bad files
             raise ModelUnavailableError(f"cannot load ONNX model {path}: {error}") from error
+        if device.type == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
+            # onnxruntime falls back to the CPU silently when CUDA or cuDNN libraries fail to load.
+            raise DeviceUnavailableError(
+                f"onnxruntime could not start its CUDA provider for {spec.name} (see its log)",
+                hint="check that the CUDA and cuDNN versions match onnxruntime-gpu, or use "
+                "--model sscd",
+            )
         self.input_name = self.session.get_inputs()[0].name
         super().__init__(spec, device, weights_sha256=digest)
 

@@ -167,6 +167,15 @@ def is_ready(spec: EncoderSpec, weights: str | None = None) -> bool:
     return availability(spec, weights) is None
 
 
+def can_use_cuda(spec: EncoderSpec) -> bool:
+    """False when the model's runtime here cannot run on a GPU (onnxruntime without CUDA)."""
+    if spec.family != "onnx":
+        return True
+    from .onnx import cuda_provider_available
+
+    return cuda_provider_available()
+
+
 def default_model() -> str:
     """The first SSCD variant that runs here without a download; `sscd` (downloads) otherwise."""
     for name in ("sscd-onnx", "sscd"):
@@ -191,6 +200,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "availability",
+    "can_use_cuda",
     "default_model",
     "get_spec",
     "is_ready",
