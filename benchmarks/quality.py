@@ -71,10 +71,13 @@ def evaluate(
             true_pairs += source_of(member.path) == source_of(group.keep.path)
     originals = {source_of(p): p for p in map(str, (work / "originals").iterdir())}
     joined: dict[str, list[bool]] = defaultdict(list)
-    for copy in map(str, (work / "copies").iterdir()):
+    missed = []
+    for copy in sorted(map(str, (work / "copies").iterdir())):
         original = originals[source_of(copy)]
         together = copy in group_of and group_of[copy] == group_of.get(original, -1)
         joined[family_of(copy) or "?"].append(together)
+        if not together:
+            missed.append(Path(copy).name)
 
     paths = [c.representative.path for c in result.contents]
     sources = np.array([source_of(p) for p in paths])
@@ -93,6 +96,7 @@ def evaluate(
         "joined_by_family": {f: sum(v) / len(v) for f, v in sorted(joined.items())},
         "pair_precision": true_pairs / predicted if predicted else 1.0,
         "predicted_pairs": predicted,
+        "missed": missed,
         "min_positive": float(positive.min()),
         "p5_positive": float(np.percentile(positive, 5)),
         "max_negative": float(different.max()),
@@ -140,6 +144,9 @@ def main() -> None:
             f"{row['min_positive']:.3f} | {row['max_negative']:.3f} | "
             f"{row['images_per_s']:.1f} | {row['embed_images_per_s']:.1f} |"
         )
+    for row in rows:
+        print(f"{row['model']}: copies not joined to their original: "
+              f"{', '.join(row['missed']) or 'none'}")
     print()
     print("| model | " + " | ".join(families) + " |")
     print("|---|" + "---|" * len(families))

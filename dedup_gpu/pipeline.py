@@ -178,11 +178,7 @@ def scan(
     timings["total"] = time.perf_counter() - started
     report = Report(
         model=encoder.spec.name,
-        model_info=encoder.describe()
-        | {
-            "threshold_calibrated": encoder.spec.threshold_calibrated,
-            "card": encoder.spec.card,
-        },
+        model_info=encoder.describe(),
         threshold=float(threshold),
         keep_policy=policy.value,
         device=str(encoder.device),
@@ -198,8 +194,6 @@ def scan(
         ),
         timings_s=timings,
     )
-    if encoder.device.type == "cuda":
-        torch.cuda.synchronize(encoder.device)
     return ScanResult(
         report=report,
         contents=embedded.contents,

@@ -63,6 +63,8 @@ class Encoder(ABC):
             "weights_sha256": self.weights_sha256,
             "licence": self.spec.licence,
             "device": str(self.device),
+            "threshold_calibrated": self.spec.threshold_calibrated,
+            "card": self.spec.card,
         }
 
 
