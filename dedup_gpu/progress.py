@@ -9,12 +9,14 @@ from typing import Any
 from rich.console import Console
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 
 
@@ -30,15 +32,17 @@ class _SilentProgress:
 
 
 @contextmanager
-def progress_bars(enabled: bool) -> Iterator[Progress | _SilentProgress]:
-    """Yield an object with rich.Progress's add_task/advance/update; silent when disabled."""
+def progress_bars(enabled: bool, *, in_bytes: bool = False) -> Iterator[Progress | _SilentProgress]:
+    """Yield an object with rich.Progress's add_task/advance/update; silent when disabled.
+    `in_bytes` shows sizes and speed (downloads) instead of item counts."""
     if not enabled:
         yield _SilentProgress()
         return
+    counts = (DownloadColumn(), TransferSpeedColumn()) if in_bytes else (MofNCompleteColumn(),)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        *counts,
         TaskProgressColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),

@@ -110,7 +110,7 @@ def _download(url: str, destination: Path, *, progress: bool) -> None:
             "or pass --weights PATH",
         ) from error
     received = 0
-    with response, open(destination, "wb") as out, progress_bars(progress) as bars:
+    with response, open(destination, "wb") as out, progress_bars(progress, in_bytes=True) as bars:
         total = int(response.headers.get("Content-Length") or 0) or None
         task = bars.add_task(f"downloading {os.path.basename(url)}", total=total)
         while chunk := response.read(_CHUNK):
