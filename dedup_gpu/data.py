@@ -46,7 +46,9 @@ def decode_image(path: str, size: int | None, max_pixels: int = DEFAULT_MAX_PIXE
     """
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # --max-pixels is checked below; Pillow's own warning threshold (half its hard limit)
+            # would only print noise for images the user chose to allow.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 width, height = image.size
                 if width * height > max_pixels:
@@ -69,7 +71,7 @@ def decode_image(path: str, size: int | None, max_pixels: int = DEFAULT_MAX_PIXE
                 pixels = np.array(rgb, dtype=np.uint8)  # a writable copy, as torch expects
     except DecodeError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+    except Image.DecompressionBombError as error:
         raise DecodeError(f"decompression bomb: {error}") from error
     except UnidentifiedImageError as error:
         raise DecodeError("not an image (unrecognised format)") from error

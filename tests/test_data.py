@@ -97,3 +97,12 @@ def test_a_batch_of_only_bad_files_flows_through_worker_processes(tmp_path: Path
     assert {index for b in batches for index, _ in b.failures} == set(range(len(bad)))
     assert batches[1].pixels.shape == (1, 3, 32, 32)
     assert batches[1].pixels.dtype.is_floating_point is False
+
+
+def test_max_pixels_decides_what_counts_as_a_bomb(tmp_path: Path) -> None:
+    # 90 MP: above Pillow's warning threshold (89.5 MP), below the default --max-pixels.
+    Image.new("L", (9500, 9500)).save(tmp_path / "plan.png")
+
+    assert decode_image(str(tmp_path / "plan.png"), 64).info.width == 9500
+    with pytest.raises(DecodeError, match="exceeds the limit of 90000000"):
+        decode_image(str(tmp_path / "plan.png"), 64, max_pixels=90_000_000)

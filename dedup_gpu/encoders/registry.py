@@ -12,7 +12,7 @@ from types import ModuleType
 import torch
 
 from ..errors import UnknownModelError
-from .base import IMAGENET_MEAN, IMAGENET_STD, Encoder, EncoderSpec
+from .base import Encoder, EncoderSpec
 from .weights import WeightsSource
 
 _SSCD_LICENCE = "MIT (Meta SSCD weights)"
@@ -197,8 +197,6 @@ def load_encoder(
 
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "availability",
     "can_use_cuda",
     "default_model",
