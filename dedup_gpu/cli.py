@@ -7,10 +7,10 @@ becomes one line too (exit status 1). --debug shows the full traceback instead.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import BadArgumentError, DedupError
+from .group import KeepPolicy
 
 app = typer.Typer(
     name="dedup-gpu",
@@ -29,12 +30,6 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
-
-
-class Keep(str, Enum):
-    largest = "largest"
-    oldest = "oldest"
-    newest = "newest"
 
 
 @contextmanager
@@ -77,8 +72,18 @@ DebugOption = Annotated[bool, typer.Option(help="Show full tracebacks.")]
 
 
 def _check_output_path(path: Path | None, flag: str) -> None:
-    if path is not None and path.is_dir():
+    """Refuse an unusable report path before the scan, not after an hour of embedding."""
+    if path is None:
+        return
+    if path.is_dir():
         raise BadArgumentError(f"{flag} {path} is a folder; give a file name")
+    existing = path.absolute().parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BadArgumentError(f"{flag} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        raise BadArgumentError(f"{flag} {path}: cannot write in {existing}")
 
 
 def _run_scan(
@@ -168,12 +173,12 @@ def scan(
         ),
     ] = None,
     keep: Annotated[
-        Keep,
+        KeepPolicy,
         typer.Option(
             help="Which copy of a group to keep: largest (most "
             "pixels, then bytes, then shortest path), oldest or newest."
         ),
-    ] = Keep.largest,
+    ] = KeepPolicy.largest,
     out_json: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write the JSON report here.")
     ] = None,

@@ -34,6 +34,10 @@ class ChecksumMismatchError(ModelUnavailableError):
     """A downloaded or local weights file does not have the recorded SHA-256."""
 
 
+class OutputError(DedupError):
+    """A report or other output file could not be written."""
+
+
 class IndexBackendError(DedupError):
     """No usable FAISS build is installed."""
 

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
+from .errors import OutputError
 from .group import Group, Member
 from .records import FileError
 
@@ -116,12 +117,18 @@ def count_summary(
 def _atomic_write(path: str, write: Any) -> None:
     """Write through a temporary file in the same folder, so a crash never leaves half a report."""
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".dedup-gpu-", dir=folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".dedup-gpu-", dir=folder)
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error.strerror or error}") from error
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
             write(out)
         os.replace(temporary, path)
+    except OSError as error:
+        os.unlink(temporary)
+        raise OutputError(f"cannot write {path}: {error.strerror or error}") from error
     except BaseException:
         os.unlink(temporary)
         raise

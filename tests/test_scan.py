@@ -174,3 +174,37 @@ def test_demo_finds_every_edited_copy(tmp_path: Path) -> None:
     assert refused.exit_code == 2
     assert "was not made by the demo" in refused.output
     assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["thesis.txt"]
+
+
+def test_an_unwritable_report_path_is_one_clear_error(photo_dir: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the report folder should be")
+
+    result = runner.invoke(
+        app,
+        ["scan", str(photo_dir), "--out", str(blocker / "r.json"), "-q"],
+        env={"COLUMNS": "300"},
+    )
+
+    assert result.exit_code == 2
+    assert f"{blocker} is a file, not a folder" in result.output
+    assert "model:" not in result.output  # refused before any model loading or scanning
+    assert blocker.read_text().startswith("a file")
+
+
+def test_a_report_that_cannot_be_written_is_a_typed_error(tmp_path: Path) -> None:
+    from dedup_gpu.errors import OutputError
+    from dedup_gpu.report import Report, write_json
+
+    report = Report(
+        model="m",
+        model_info={},
+        threshold=0.5,
+        keep_policy="largest",
+        device="cpu",
+        groups=[],
+        errors=[],
+    )
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="cannot write"):
+        write_json(report, str(tmp_path / "file" / "r.json"))
