@@ -212,13 +212,16 @@ def print_groups(report: Report, console: Console, limit: int = 10) -> None:
             f"[bold]group {number}[/]  keep [green]{group.keep.path}[/] "
             f"({group.keep.width}x{group.keep.height}, {human_bytes(group.keep.bytes)})",
             highlight=False,
+            soft_wrap=True,
         )
         for member in group.duplicates:
             kind = "exact" if member.exact else f"{member.score:.3f}"
-            console.print(f"    {kind:>6}  {member.path}", highlight=False)
+            console.print(f"    {kind:>6}  {member.path}", highlight=False, soft_wrap=True)
     if len(report.groups) > limit:
         console.print(f"... and {len(report.groups) - limit} more groups (see the report file)")
     for error in report.errors[:limit]:
-        console.print(f"[yellow]skipped[/] {error.path}: {error.reason}", highlight=False)
+        console.print(
+            f"[yellow]skipped[/] {error.path}: {error.reason}", highlight=False, soft_wrap=True
+        )
     if len(report.errors) > limit:
         console.print(f"... and {len(report.errors) - limit} more skipped files (see the report)")
