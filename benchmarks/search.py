@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--raw-openblas", action="store_true")
     args = parser.parse_args()
     if args.raw_openblas:
-        import faiss  # noqa: F401  (loaded first: OpenBLAS keeps its own CPU detection)
+        import faiss  # loaded first: OpenBLAS keeps its own CPU detection
 
     from dedup_gpu.index import find_pairs, import_faiss
 
