@@ -13,16 +13,13 @@ import torch
 
 from ..errors import ModelUnavailableError, first_line
 from .base import Encoder, EncoderSpec, TorchEncoder
-from .weights import cached_path, fetch, sha256_of
+from .weights import availability as weights_availability
+from .weights import local_or_fetch
 
 
 def availability(spec: EncoderSpec, weights: str | None = None) -> str | None:
-    if weights is not None:
-        return None if Path(weights).is_file() else f"{weights} does not exist"
     assert spec.download is not None
-    if cached_path(spec.download).exists():
-        return None
-    return f"downloads on first use from {spec.download.url}"
+    return weights_availability(spec.download, weights)
 
 
 def load_torchscript(path: Path) -> torch.jit.ScriptModule:
@@ -40,11 +37,5 @@ def load_torchscript(path: Path) -> torch.jit.ScriptModule:
 
 def load(spec: EncoderSpec, device: torch.device, weights: str | None, progress: bool) -> Encoder:
     assert spec.download is not None
-    if weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise ModelUnavailableError(f"--weights {weights}: no such file")
-        digest = sha256_of(path)
-    else:
-        path, digest = fetch(spec.download, progress=progress)
+    path, digest = local_or_fetch(spec.download, weights, progress=progress)
     return TorchEncoder(spec, device, load_torchscript(path), weights_sha256=digest)

@@ -14,7 +14,8 @@ import torch
 
 from ..errors import ModelUnavailableError, UnknownModelError, first_line
 from .base import Encoder, EncoderSpec, TorchEncoder
-from .weights import WeightsSource, cached_path, fetch, sha256_of
+from .weights import WeightsSource, local_or_fetch
+from .weights import availability as weights_availability
 
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,})\.\w+$")
 
@@ -43,12 +44,7 @@ def hub_checkpoints() -> Path:
 
 
 def availability(spec: EncoderSpec, weights: str | None = None) -> str | None:
-    if weights is not None:
-        return None if Path(weights).is_file() else f"{weights} does not exist"
-    source = weights_source(spec.arch)
-    if cached_path(source, hub_checkpoints()).exists():
-        return None
-    return f"downloads on first use from {source.url}"
+    return weights_availability(weights_source(spec.arch), weights, hub_checkpoints())
 
 
 def strip_classifier(model: torch.nn.Module) -> torch.nn.Module:
@@ -68,13 +64,9 @@ def strip_classifier(model: torch.nn.Module) -> torch.nn.Module:
 def load(spec: EncoderSpec, device: torch.device, weights: str | None, progress: bool) -> Encoder:
     import torchvision
 
-    if weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise ModelUnavailableError(f"--weights {weights}: no such file")
-        digest = sha256_of(path)
-    else:
-        path, digest = fetch(weights_source(spec.arch), hub_checkpoints(), progress=progress)
+    path, digest = local_or_fetch(
+        weights_source(spec.arch), weights, hub_checkpoints(), progress=progress
+    )
     model = torchvision.models.get_model(spec.arch, weights=None)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -52,6 +52,10 @@ def _recorded_digest_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
+def _record_digest(path: Path, digest: str, source: WeightsSource) -> None:
+    _recorded_digest_path(path).write_text(f"{digest}  {source.filename}\n")
+
+
 def verify(path: Path, source: WeightsSource) -> str:
     """Check `path` against the pinned digest, else the one recorded beside it; an unpinned file
     seen for the first time (e.g. copied in by hand) has its digest recorded. Returns the digest."""
@@ -61,7 +65,7 @@ def verify(path: Path, source: WeightsSource) -> str:
     if expected is None and recorded.exists():
         expected = recorded.read_text().split()[0]
     if expected is None:
-        recorded.write_text(f"{actual}  {source.filename}\n")
+        _record_digest(path, actual, source)
     elif not actual.startswith(expected.lower()):
         raise ChecksumMismatchError(
             f"{path} has SHA-256 {actual}, expected {expected}: the file is corrupted or is not "
@@ -94,9 +98,39 @@ def fetch(
                 hint="run again; if it persists, download the file by hand and pass --weights PATH",
             )
         os.replace(partial, target)
+        if source.sha256 is None:
+            _record_digest(target, actual, source)
     finally:
         partial.unlink(missing_ok=True)
-    return target, verify(target, source)
+    return target, actual
+
+
+def availability(
+    source: WeightsSource, weights: str | None = None, directory: Path | None = None
+) -> str | None:
+    """None when `weights` (a --weights path) or the cached file is there; else why not."""
+    if weights is not None:
+        return None if Path(weights).is_file() else f"{weights} does not exist"
+    if cached_path(source, directory).exists():
+        return None
+    return f"downloads on first use from {source.url}"
+
+
+def local_or_fetch(
+    source: WeightsSource,
+    weights: str | None,
+    directory: Path | None = None,
+    *,
+    progress: bool = True,
+) -> tuple[Path, str]:
+    """The --weights file as given (not checked against the source: it may be fine-tuned), or
+    a verified download of `source`; with its SHA-256 either way, for the report."""
+    if weights is None:
+        return fetch(source, directory, progress=progress)
+    path = Path(weights)
+    if not path.is_file():
+        raise ModelUnavailableError(f"--weights {weights}: no such file")
+    return path, sha256_of(path)
 
 
 def _download(url: str, destination: Path, *, progress: bool) -> None:
