@@ -188,7 +188,7 @@ def scan(
     ] = None,
     max_pixels: Annotated[
         int, typer.Option(help="Skip images with more pixels than this (decompression-bomb guard).")
-    ] = 178_956_970,
+    ] = 178_956_970,  # data.DEFAULT_MAX_PIXELS, spelled out so --help needs no torch import
     show: Annotated[int, typer.Option(help="Groups to list on the terminal.")] = 10,
     quiet: QuietOption = False,
     debug: DebugOption = False,
@@ -278,6 +278,7 @@ def demo(
     debug: DebugOption = False,
 ) -> None:
     """Build a folder of real photos with edited copies, scan it, and check the result."""
+    from .data import DEFAULT_MAX_PIXELS
     from .demo import DEMO_PHOTOS, build_demo_folder, score_demo
 
     with reported_errors(debug):
@@ -298,7 +299,7 @@ def demo(
             keep="largest",
             batch_size=32,
             workers=None,
-            max_pixels=178_956_970,
+            max_pixels=DEFAULT_MAX_PIXELS,
             quiet=quiet,
         )
         report_path = folder / "report.json"

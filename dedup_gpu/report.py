@@ -126,11 +126,10 @@ def _atomic_write(path: str, write: Any) -> None:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
             write(out)
         os.replace(temporary, path)
-    except OSError as error:
+    except BaseException as error:
         os.unlink(temporary)
-        raise OutputError(f"cannot write {path}: {error.strerror or error}") from error
-    except BaseException:
-        os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise OutputError(f"cannot write {path}: {error.strerror or error}") from error
         raise
 
 

@@ -208,3 +208,12 @@ def test_a_report_that_cannot_be_written_is_a_typed_error(tmp_path: Path) -> Non
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputError, match="cannot write"):
         write_json(report, str(tmp_path / "file" / "r.json"))
+
+
+def test_the_command_line_max_pixels_default_is_the_decoders() -> None:
+    import inspect
+
+    from dedup_gpu import cli
+    from dedup_gpu.data import DEFAULT_MAX_PIXELS
+
+    assert inspect.signature(cli.scan).parameters["max_pixels"].default == DEFAULT_MAX_PIXELS
