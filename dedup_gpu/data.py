@@ -37,8 +37,15 @@ class DecodedImage:
     info: ImageInfo
 
 
-def decode_image(path: str, size: int | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
-    """Decode `path` to RGB uint8, EXIF-oriented, resized to size x size when `size` is given.
+def decode_image(
+    path: str,
+    size: int | None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    *,
+    keep_aspect: bool = False,
+) -> DecodedImage:
+    """Decode `path` to RGB uint8, EXIF-oriented, resized to size x size when `size` is given
+    (with `keep_aspect`, shrunk to fit inside size x size instead, never enlarged).
 
     JPEGs are decoded at a reduced DCT scale (Pillow's draft mode) when the target is much smaller,
     so a 24-megapixel photo costs little more than a small one. Alpha is composited on white, the
@@ -67,7 +74,11 @@ def decode_image(path: str, size: int | None, max_pixels: int = DEFAULT_MAX_PIXE
                 image = ImageOps.exif_transpose(image)
                 rgb = to_rgb(image)
                 if size is not None:
-                    rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+                    rgb = rgb.resize(
+                        _fit((rgb.width, rgb.height), size) if keep_aspect else (size, size),
+                        Image.Resampling.BILINEAR,
+                        reducing_gap=3.0,
+                    )
                 pixels = np.array(rgb, dtype=np.uint8)  # a writable copy, as torch expects
     except DecodeError:
         raise
@@ -88,6 +99,12 @@ def decode_image(path: str, size: int | None, max_pixels: int = DEFAULT_MAX_PIXE
     if width < 1 or height < 1:
         raise DecodeError("image has no pixels")
     return DecodedImage(pixels=pixels, info=ImageInfo(width=width, height=height))
+
+
+def _fit(dimensions: tuple[int, int], size: int) -> tuple[int, int]:
+    width, height = dimensions
+    scale = min(1.0, size / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def _orientation(image: Image.Image) -> int:

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .index import Pairs
 from .records import ContentGroup, ImageFile, ImageInfo
+from .verify import Verdict
+
+# Checks candidate pairs; returns True where a pair is a copy (see verify.Verifier).
+PairCheck = Callable[[Pairs], np.ndarray]
 
 
 class KeepPolicy(str, enum.Enum):
@@ -34,6 +38,7 @@ class Member:
     mtime: float
     score: float  # cosine against the kept copy; 1.0 for the kept copy and byte-identical copies
     exact: bool  # byte-identical to the kept copy
+    verdict: Verdict | None = None  # why verification accepted it (None: not verified)
 
 
 @dataclass(frozen=True)
@@ -77,41 +82,72 @@ def build_groups(
     pairs: Pairs,
     threshold: float,
     policy: KeepPolicy = KeepPolicy.largest,
+    *,
+    check: PairCheck | None = None,
+    verdicts: dict[tuple[int, int], Verdict] | None = None,
 ) -> list[Group]:
-    """Groups over `contents` (row i of the embeddings is contents[i]) from scored `pairs`."""
+    """Groups over `contents` (row i of the embeddings is contents[i]) from scored `pairs`.
+
+    With `check`, only pairs it accepts become edges, and only the edges the grouping would use
+    (kept copy -> duplicate) are checked: a rejected edge is removed and the grouping redone,
+    until every edge used has been accepted. `verdicts` (keyed by row pair) explain members.
+    """
     key = keep_key(policy)
     files_in_order = [
         sorted(group.files, key=lambda f, i=info: key(f, i))
         for group, info in zip(contents, infos, strict=True)
     ]
     visit = sorted(range(len(contents)), key=lambda i: key(files_in_order[i][0], infos[i]))
-
     strong = pairs.score >= threshold
-    left, right, score = pairs.left[strong], pairs.right[strong], pairs.score[strong]
-    neighbours: list[list[tuple[int, float]]] = [[] for _ in contents]
-    for a, b, s in zip(
-        np.concatenate([left, right]).tolist(),
-        np.concatenate([right, left]).tolist(),
-        np.concatenate([score, score]).tolist(),
-        strict=True,
-    ):
-        neighbours[a].append((b, s))
+    candidates = Pairs(pairs.left[strong], pairs.right[strong], pairs.score[strong])
+    accepted = np.ones(len(candidates), dtype=bool)
+    known = np.zeros(len(candidates), dtype=bool) if check else np.ones(len(candidates), bool)
+    while True:
+        usable = Pairs(
+            candidates.left[accepted], candidates.right[accepted], candidates.score[accepted]
+        )
+        slots = np.flatnonzero(accepted)
+        keeper = _star_assignment(len(contents), visit, usable)
+        in_use = [
+            keeper[b] == a or keeper[a] == b
+            for a, b in zip(usable.left.tolist(), usable.right.tolist(), strict=True)
+        ]
+        used = slots[np.array(in_use, dtype=bool)] if in_use else slots
+        unchecked = used[~known[used]]
+        if check is None or not len(unchecked):
+            break
+        batch = Pairs(
+            candidates.left[unchecked], candidates.right[unchecked], candidates.score[unchecked]
+        )
+        accepted[unchecked] = check(batch)
+        known[unchecked] = True
 
-    placed = np.zeros(len(contents), dtype=bool)
+    score_of = dict(
+        zip(
+            zip(usable.left.tolist(), usable.right.tolist(), strict=True),
+            usable.score.tolist(),
+            strict=True,
+        )
+    )
+    members: dict[int, list[int]] = {}
+    for unit in visit:
+        if keeper[unit] != unit:
+            members.setdefault(keeper[unit], []).append(unit)
     groups: list[Group] = []
     for unit in visit:
-        if placed[unit]:
+        if keeper[unit] != unit:
             continue
-        placed[unit] = True
         info = infos[unit]
         keep_file, *identical = files_in_order[unit]
         duplicates = [_member(file, info, 1.0, exact=True) for file in identical]
-        for other, other_score in neighbours[unit]:
-            if placed[other]:
-                continue
-            placed[other] = True
+        for other in members.get(unit, []):
+            edge = (min(unit, other), max(unit, other))
+            verdict = verdicts.get(edge) if verdicts is not None else None
             duplicates.extend(
-                _member(file, infos[other], min(other_score, 1.0), exact=False)
+                replace(
+                    _member(file, infos[other], min(score_of[edge], 1.0), exact=False),
+                    verdict=verdict,
+                )
                 for file in files_in_order[other]
             )
         if duplicates:
@@ -121,3 +157,24 @@ def build_groups(
             )
     groups.sort(key=lambda g: (-len(g.duplicates), g.keep.path))
     return groups
+
+
+def _star_assignment(count: int, visit: Sequence[int], pairs: Pairs) -> list[int]:
+    """keeper[i]: the kept image of i's group (i itself for a kept or lone image).
+
+    Images are visited best-to-keep first; each unplaced one keeps the unplaced images it is
+    paired with directly, so there is no chaining.
+    """
+    neighbours: list[list[int]] = [[] for _ in range(count)]
+    for a, b in zip(pairs.left.tolist(), pairs.right.tolist(), strict=True):
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    keeper = [-1] * count
+    for unit in visit:
+        if keeper[unit] >= 0:
+            continue
+        keeper[unit] = unit
+        for other in neighbours[unit]:
+            if keeper[other] < 0:
+                keeper[other] = unit
+    return keeper

@@ -19,8 +19,9 @@ from .group import KeepPolicy, build_groups
 from .index import Pairs, find_pairs
 from .progress import progress_bars
 from .records import ContentGroup, FileError, ImageInfo
-from .report import Report, count_summary
+from .report import RejectedPair, Report, count_summary
 from .sources import discover
+from .verify import Verdict, Verifier, VerifySettings, resolve_mode
 
 
 @dataclass
@@ -31,7 +32,8 @@ class ScanResult:
     contents: list[ContentGroup]
     infos: list[ImageInfo]
     embeddings: np.ndarray
-    pairs: Pairs  # every pair at or above the threshold, before grouping
+    pairs: Pairs  # every pair at or above the threshold, before verification and grouping
+    verdicts: dict[tuple[int, int], Verdict]  # verification of pairs (rows of `embeddings`)
 
 
 @dataclass
@@ -120,6 +122,7 @@ def scan(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = False,
     encoder: Encoder | None = None,
+    verify: str = "auto",
 ) -> ScanResult:
     """Find exact and near-duplicate images under `paths`; see README.md for every option.
 
@@ -138,12 +141,13 @@ def scan(
     except ValueError as error:
         choices = ", ".join(p.value for p in KeepPolicy)
         raise BadArgumentError(f"unknown keep policy {keep!r}", hint=f"use {choices}") from error
+    verifying = resolve_mode(verify)
     timings: dict[str, float] = {}
 
     tick = time.perf_counter()
     if encoder is None:
         encoder = open_encoder(model, device, weights=weights, progress=progress)
-    threshold = encoder.spec.default_threshold if threshold is None else threshold
+    threshold = default_threshold(encoder, verifying) if threshold is None else threshold
     timings["load_model"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -171,8 +175,40 @@ def scan(
     timings["search"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    groups = build_groups(embedded.contents, embedded.infos, pairs, threshold, policy)
-    timings["group"] = time.perf_counter() - tick
+    verifier = None
+    if verifying:
+        verifier = Verifier(
+            [content.representative.path for content in embedded.contents],
+            settings=VerifySettings(fallback_threshold=encoder.spec.default_threshold),
+            device=encoder.device,
+            workers=workers,
+            max_pixels=max_pixels,
+            progress=progress,
+        )
+    groups = build_groups(
+        embedded.contents,
+        embedded.infos,
+        pairs,
+        threshold,
+        policy,
+        check=verifier,
+        verdicts=verifier.verdicts if verifier else None,
+    )
+    timings["verify"] = verifier.seconds if verifier else 0.0
+    timings["group"] = time.perf_counter() - tick - timings["verify"]
+    verdicts = verifier.verdicts if verifier else {}
+    rejected = [
+        RejectedPair(
+            embedded.contents[left].representative.path,
+            embedded.contents[right].representative.path,
+            score,
+            verdicts[(left, right)],
+        )
+        for left, right, score in zip(
+            pairs.left.tolist(), pairs.right.tolist(), pairs.score.tolist(), strict=True
+        )
+        if (left, right) in verdicts and not verdicts[(left, right)].accepted
+    ]
 
     errors = sorted([*found.errors, *exact.errors, *embedded.errors], key=lambda e: e.path)
     timings["total"] = time.perf_counter() - started
@@ -184,6 +220,13 @@ def scan(
         device=str(encoder.device),
         groups=groups,
         errors=errors,
+        verification={
+            "mode": "on" if verifying else "off",
+            "pairs_checked": len(verdicts),
+            "pairs_rejected": len(rejected),
+            "seconds": round(timings["verify"], 3),
+        },
+        rejected=rejected,
         counts=count_summary(
             groups,
             errors,
@@ -200,4 +243,13 @@ def scan(
         infos=embedded.infos,
         embeddings=embedded.embeddings,
         pairs=pairs,
+        verdicts=verdicts,
     )
+
+
+def default_threshold(encoder: Encoder, verifying: bool) -> float:
+    """The model's screening threshold when verification decides, else its own threshold."""
+    spec = encoder.spec
+    if verifying and spec.screen_threshold is not None:
+        return spec.screen_threshold
+    return spec.default_threshold

@@ -1,11 +1,15 @@
 """Stage 7: the versioned JSON report, its CSV twin, and the terminal summary.
 
-Schema (version 1), documented in README.md:
-{"version": 1, "tool": "dedup-gpu 0.1.0", "created": ISO-8601, "model": name,
+Schema (version 2), documented in README.md:
+{"version": 2, "tool": "dedup-gpu 0.1.0", "created": ISO-8601, "model": name,
  "model_info": {...}, "threshold": float, "keep_policy": str, "device": str,
  "counts": {...}, "groups": [{"keep": {path, width, height, bytes, mtime},
- "duplicates": [{path, score, exact, width, height, bytes, mtime}]}],
+ "duplicates": [{path, score, exact, verification, width, height, bytes, mtime}]}],
+ "verification": {mode, pairs_checked, pairs_rejected, seconds},
+ "rejected_pairs": [{"paths": [a, b], "score", "verification": {...}}],
  "errors": [{"path", "reason"}], "timings_s": {...}}
+where each "verification" is {accepted, method, inliers, agreement, blocks, document, reason}
+(null on a duplicate when verification was off).
 """
 
 from __future__ import annotations
@@ -26,8 +30,19 @@ from . import __version__
 from .errors import OutputError
 from .group import Group, Member
 from .records import FileError
+from .verify import Verdict
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2  # 2: verification verdicts on duplicates, "verification", "rejected_pairs"
+
+
+@dataclass(frozen=True)
+class RejectedPair:
+    """A candidate pair that verification turned down: a look-alike, not a copy."""
+
+    path_a: str
+    path_b: str
+    score: float
+    verdict: Verdict
 
 
 @dataclass
@@ -40,6 +55,8 @@ class Report:
     groups: list[Group]
     errors: list[FileError]
     counts: dict[str, int] = field(default_factory=dict)
+    verification: dict[str, Any] = field(default_factory=dict)
+    rejected: list[RejectedPair] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
     created: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -63,6 +80,15 @@ class Report:
                 }
                 for group in self.groups
             ],
+            "verification": self.verification,
+            "rejected_pairs": [
+                {
+                    "paths": [pair.path_a, pair.path_b],
+                    "score": round(pair.score, 6),
+                    "verification": pair.verdict.to_dict(),
+                }
+                for pair in self.rejected
+            ],
             "errors": [asdict(error) for error in self.errors],
             "timings_s": {name: round(seconds, 3) for name, seconds in self.timings_s.items()},
         }
@@ -83,6 +109,7 @@ def _duplicate(member: Member) -> dict[str, Any]:
         "path": member.path,
         "score": round(member.score, 6),
         "exact": member.exact,
+        "verification": member.verdict.to_dict() if member.verdict else None,
         "width": member.width,
         "height": member.height,
         "bytes": member.bytes,

