@@ -8,10 +8,11 @@ exception, so a batch where every file is bad still flows through.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -35,6 +36,10 @@ class DecodeError(Exception):
 class DecodedImage:
     pixels: np.ndarray  # uint8, H x W x 3, RGB
     info: ImageInfo
+    thumbnail: bytes | None = None  # JPEG of the image shrunk to fit the thumbnail size
+
+
+THUMBNAIL_QUALITY = 90  # verification tolerates far worse; this keeps a thumbnail near 15 KB
 
 
 def decode_image(
@@ -43,9 +48,12 @@ def decode_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     *,
     keep_aspect: bool = False,
+    thumbnail: int | None = None,
 ) -> DecodedImage:
     """Decode `path` to RGB uint8, EXIF-oriented, resized to size x size when `size` is given
-    (with `keep_aspect`, shrunk to fit inside size x size instead, never enlarged).
+    (with `keep_aspect`, shrunk to fit inside size x size instead, never enlarged). With
+    `thumbnail`, also a JPEG of the image shrunk to fit thumbnail x thumbnail, from the same
+    decode, so verification need not read the file again.
 
     JPEGs are decoded at a reduced DCT scale (Pillow's draft mode) when the target is much smaller,
     so a 24-megapixel photo costs little more than a small one. Alpha is composited on white, the
@@ -69,10 +77,14 @@ def decode_image(
                 if getattr(image, "n_frames", 1) > 1:
                     image.seek(0)
                 if size is not None and image.format == "JPEG":
-                    image.draft("RGB", (size, size))
+                    draft = max(size, thumbnail or 0)
+                    image.draft("RGB", (draft, draft))
                 image.load()
                 image = ImageOps.exif_transpose(image)
                 rgb = to_rgb(image)
+                small = None
+                if thumbnail is not None:
+                    small = _jpeg(rgb.resize(_fit(rgb.size, thumbnail), Image.Resampling.BILINEAR))
                 if size is not None:
                     rgb = rgb.resize(
                         _fit((rgb.width, rgb.height), size) if keep_aspect else (size, size),
@@ -98,7 +110,15 @@ def decode_image(
         raise DecodeError(f"corrupt image: {message}") from error
     if width < 1 or height < 1:
         raise DecodeError("image has no pixels")
-    return DecodedImage(pixels=pixels, info=ImageInfo(width=width, height=height))
+    return DecodedImage(
+        pixels=pixels, info=ImageInfo(width=width, height=height), thumbnail=small
+    )
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=THUMBNAIL_QUALITY)
+    return buffer.getvalue()
 
 
 def _fit(dimensions: tuple[int, int], size: int) -> tuple[int, int]:
@@ -148,37 +168,49 @@ class Batch:
     widths: torch.Tensor
     heights: torch.Tensor
     failures: list[tuple[int, str]]
+    thumbnails: list[bytes | None] = field(default_factory=list)  # aligned with indices
 
     def pin_memory(self) -> Batch:
         self.pixels = self.pixels.pin_memory()
         return self
 
 
-class ImageDataset(Dataset):
-    """Decodes `paths[i]` to a uint8 CHW tensor of size x size; failures carry their reason."""
+Item = tuple[int, torch.Tensor | None, ImageInfo | None, str | None, bytes | None]
 
-    def __init__(self, paths: Sequence[str], size: int, max_pixels: int = DEFAULT_MAX_PIXELS):
+
+class ImageDataset(Dataset):
+    """Decodes `paths[i]` to a uint8 CHW tensor of size x size (plus a JPEG thumbnail when
+    `thumbnail_size` is set); failures carry their reason."""
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        size: int,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        thumbnail_size: int | None = None,
+    ):
         self.paths = list(paths)
         self.size = size
         self.max_pixels = max_pixels
+        self.thumbnail_size = thumbnail_size
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(
-        self, index: int
-    ) -> tuple[int, torch.Tensor | None, ImageInfo | None, str | None]:
+    def __getitem__(self, index: int) -> Item:
         try:
-            decoded = decode_image(self.paths[index], self.size, self.max_pixels)
+            decoded = decode_image(
+                self.paths[index], self.size, self.max_pixels, thumbnail=self.thumbnail_size
+            )
         except DecodeError as error:
-            return index, None, None, str(error)
+            return index, None, None, str(error), None
         except Exception as error:  # a decoder bug on one file must not end a million-file run
-            return index, None, None, f"cannot decode: {type(error).__name__}: {error}"
+            return index, None, None, f"cannot decode: {type(error).__name__}: {error}", None
         tensor = torch.from_numpy(decoded.pixels).permute(2, 0, 1).contiguous()
-        return index, tensor, decoded.info, None
+        return index, tensor, decoded.info, None, decoded.thumbnail
 
 
-def collate(items: list[tuple[int, torch.Tensor | None, ImageInfo | None, str | None]]) -> Batch:
+def collate(items: list[Item]) -> Batch:
     good = [item for item in items if item[1] is not None]
     failures = [(item[0], item[3] or "cannot decode") for item in items if item[1] is None]
     if good:
@@ -191,6 +223,7 @@ def collate(items: list[tuple[int, torch.Tensor | None, ImageInfo | None, str | 
         widths=torch.tensor([item[2].width for item in good], dtype=torch.int64),  # type: ignore[union-attr]
         heights=torch.tensor([item[2].height for item in good], dtype=torch.int64),  # type: ignore[union-attr]
         failures=failures,
+        thumbnails=[item[4] for item in good],
     )
 
 
@@ -211,9 +244,10 @@ def iterate_batches(
     workers: int | None = None,
     pin_memory: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    thumbnail_size: int | None = None,
 ) -> Iterator[Batch]:
     """Decode `paths` in worker processes and yield Batches in order."""
-    dataset = ImageDataset(paths, size, max_pixels)
+    dataset = ImageDataset(paths, size, max_pixels, thumbnail_size)
     if workers is None:
         workers = default_workers()
     batches = -(-len(dataset) // batch_size)

@@ -16,8 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .index import Pairs
-from .records import ContentGroup, ImageFile, ImageInfo
-from .verify import Verdict
+from .records import ContentGroup, ImageFile, ImageInfo, Verdict
 
 # Checks candidate pairs; returns True where a pair is a copy (see verify.Verifier).
 PairCheck = Callable[[Pairs], np.ndarray]

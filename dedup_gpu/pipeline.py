@@ -18,10 +18,10 @@ from .exact import group_identical
 from .group import KeepPolicy, build_groups
 from .index import Pairs, find_pairs
 from .progress import progress_bars
-from .records import ContentGroup, FileError, ImageInfo
+from .records import ContentGroup, FileError, ImageInfo, Verdict
 from .report import RejectedPair, Report, count_summary
 from .sources import discover
-from .verify import Verdict, Verifier, VerifySettings, resolve_mode
+from .verify import THUMBNAIL_SIZE, Verifier, VerifySettings, resolve_mode
 
 
 @dataclass
@@ -42,6 +42,7 @@ class EmbeddedImages:
     infos: list[ImageInfo]
     embeddings: np.ndarray
     errors: list[FileError]
+    thumbnails: list[bytes | None]  # for verification; None where none was kept
 
 
 def embed_contents(
@@ -52,13 +53,21 @@ def embed_contents(
     workers: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = False,
+    thumbnail_size: int | None = None,
+    thumbnail_budget: int = 0,
 ) -> EmbeddedImages:
-    """Decode and embed one file per distinct content; undecodable contents become errors."""
+    """Decode and embed one file per distinct content; undecodable contents become errors.
+
+    With `thumbnail_size`, a JPEG thumbnail of each image made from the same decode is kept,
+    up to `thumbnail_budget` bytes in all, so verification need not decode those files again.
+    """
     dim = encoder.spec.embedding_dim
     assert dim is not None
     embeddings = np.zeros((len(contents), dim), dtype=np.float32)
     infos: list[ImageInfo | None] = [None] * len(contents)
     errors: list[FileError] = []
+    thumbnails: list[bytes | None] = [None] * len(contents)
+    kept_bytes = 0
     paths = [group.representative.path for group in contents]
     with progress_bars(progress and bool(paths)) as bars:
         task = bars.add_task(f"embedding with {encoder.spec.name}", total=len(paths))
@@ -69,10 +78,15 @@ def embed_contents(
             workers=workers,
             pin_memory=encoder.device.type == "cuda",
             max_pixels=max_pixels,
+            thumbnail_size=thumbnail_size,
         ):
             if len(batch.indices):
                 rows = batch.indices.numpy()
                 embeddings[rows] = encoder.embed(batch.pixels)
+                for row, thumbnail in zip(rows.tolist(), batch.thumbnails, strict=True):
+                    if thumbnail is not None and kept_bytes + len(thumbnail) <= thumbnail_budget:
+                        thumbnails[row] = thumbnail
+                        kept_bytes += len(thumbnail)
                 for row, width, height in zip(
                     rows.tolist(), batch.widths.tolist(), batch.heights.tolist(), strict=True
                 ):
@@ -86,6 +100,7 @@ def embed_contents(
         infos=[infos[row] for row in ok],  # type: ignore[misc]
         embeddings=embeddings[ok],
         errors=errors,
+        thumbnails=[thumbnails[row] for row in ok],
     )
 
 
@@ -123,6 +138,7 @@ def scan(
     progress: bool = False,
     encoder: Encoder | None = None,
     verify: str = "auto",
+    thumbnail_budget_mb: int = 2000,
 ) -> ScanResult:
     """Find exact and near-duplicate images under `paths`; see README.md for every option.
 
@@ -166,6 +182,8 @@ def scan(
         workers=workers,
         max_pixels=max_pixels,
         progress=progress,
+        thumbnail_size=THUMBNAIL_SIZE if verifying else None,
+        thumbnail_budget=thumbnail_budget_mb * 1_000_000,
     )
     timings["decode_and_embed"] = time.perf_counter() - tick
 
@@ -179,6 +197,7 @@ def scan(
     if verifying:
         verifier = Verifier(
             [content.representative.path for content in embedded.contents],
+            thumbnails=embedded.thumbnails,
             settings=VerifySettings(fallback_threshold=encoder.spec.default_threshold),
             device=encoder.device,
             workers=workers,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 
@@ -45,3 +46,35 @@ class ImageInfo:
     @property
     def pixels(self) -> int:
         return self.width * self.height
+
+
+class VerifyMode(str, enum.Enum):
+    """Whether candidate pairs are verified before grouping (see verify.py)."""
+
+    auto = "auto"  # verify when OpenCV is installed, else group on the embedding score alone
+    on = "on"
+    off = "off"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Why a candidate pair was kept or rejected; the report carries it next to the pair."""
+
+    accepted: bool
+    method: str  # "keypoints", "keypoints-mirrored", "whole-frame", "whole-frame-mirrored", "none"
+    inliers: int  # keypoint matches consistent with the fitted transform
+    agreement: float  # share of informative blocks that agree after alignment, 0..1
+    blocks: int  # informative blocks compared
+    document: bool  # both images look like paper documents (stricter rule)
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "accepted": self.accepted,
+            "method": self.method,
+            "inliers": self.inliers,
+            "agreement": round(self.agreement, 4),
+            "blocks": self.blocks,
+            "document": self.document,
+            "reason": self.reason,
+        }

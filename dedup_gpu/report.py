@@ -29,8 +29,7 @@ from rich.table import Table
 from . import __version__
 from .errors import OutputError
 from .group import Group, Member
-from .records import FileError
-from .verify import Verdict
+from .records import FileError, Verdict
 
 REPORT_VERSION = 2  # 2: verification verdicts on duplicates, "verification", "rejected_pairs"
 

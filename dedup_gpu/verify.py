@@ -4,22 +4,24 @@ and look-alikes (another fill of one form, the next page, another shot of one sc
 
 Two steps per pair:
 1. Geometry: ORB keypoints and RANSAC fit a similarity transform (crop, scale, rotation,
-   translation; the mirrored image is tried too). A copy has many consistent matches.
+   translation; the mirror image is tried when the plain fit is weak). A copy has many
+   consistent matches.
 2. Content: the two images are aligned by that transform and compared block by block with
    normalised cross-correlation, which ignores brightness, contrast and colour changes. A copy
    agrees almost everywhere they overlap; a different shot or a different fill of one form leaves
-   blocks that disagree. Documents (paper-like pages) must agree everywhere, because a changed
-   value on a form is a different record; photos may differ in a minority of blocks, because a
-   caption or a logo drawn over a photo still leaves a copy.
+   blocks that disagree. Documents (paper-like pages) must agree in nearly every block, because
+   a changed value on a form is a different record; photos may differ in a minority of blocks,
+   and detail on one side only (a caption or logo drawn over the photo) does not count.
 
-Decoding and keypoints run in DataLoader worker processes; the block comparison is batched in
-torch on the scan's device. Hand-written because no library offers copy verification as such:
-OpenCV gives the keypoints and RANSAC, torch the batched warping and block statistics.
+Thumbnails come from the embedding pass when it kept them, else are decoded again; keypoints run
+in DataLoader worker processes; the block statistics are batched in torch on the scan's device.
+Hand-written because no library offers copy verification as such: OpenCV gives the keypoints,
+RANSAC and warping, torch the batched block statistics.
 """
 
 from __future__ import annotations
 
-import enum
+import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,81 +29,45 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from .data import DEFAULT_MAX_PIXELS, DecodeError, decode_image, default_workers
 from .errors import BadArgumentError
 from .index import Pairs
 from .progress import progress_bars
+from .records import Verdict, VerifyMode
 
 THUMBNAIL_SIZE = 320  # longest side of the images verification looks at
 MIN_DETECTION_SIZE = 256  # smaller thumbnails are enlarged to this for keypoint detection
 ORB_FEATURES = 500  # matching cost grows with the square of this; 500 finds crops to 30% area
 CANVAS = 192  # both images are sampled onto a CANVAS x CANVAS grid for the block comparison
 BLOCK = 16  # -> a 12 x 12 grid of blocks
-
-
-class VerifyMode(str, enum.Enum):
-    auto = "auto"  # verify when OpenCV is installed, else fall back to the embedding score
-    on = "on"
-    off = "off"
+# Documents are compared in more detail: one changed value on a form is a different record, and
+# at 320 px a line of text is three pixels high.
+DOCUMENT_SIZE = 1024
+DOCUMENT_CANVAS = 512
+DOCUMENT_BLOCK = 16  # -> a 32 x 32 grid
+_OUTSIDE = -1e4
 
 
 @dataclass(frozen=True)
 class VerifySettings:
     """Decision thresholds; the values come from `dedup-gpu eval` runs (see docs/benchmarks.md)."""
 
-    min_inliers: int = 10  # RANSAC-consistent keypoint matches for a geometric fit
+    min_inliers: int = 8  # RANSAC-consistent keypoint matches for a geometric fit
     min_inlier_ratio: float = 0.25  # share of ratio-test matches that agree with the fit
+    confident_inliers: int = 30  # a plain fit this strong: the mirror image is not tried
     ncc_agree: float = 0.5  # a block agrees when its correlation is at least this
     texture_std: float = 0.12  # block spread (in units of the image's own) that counts as detail
     one_sided_std: float = 0.35  # detail this strong on one side only is a disagreement
-    photo_agreement: float = 0.6  # share of informative blocks that must agree, photos
+    photo_agreement: float = 0.8  # share of informative blocks that must agree, photos
     document_agreement: float = 0.97  # ... documents: a changed field is a different record
-    whole_frame_agreement: float = 0.85  # ... when no keypoint fit was found (blur, tiny copies)
+    whole_frame_agreement: float = 0.95  # ... when no keypoint fit was found (blur, tiny copies)
     min_blocks: int = 6  # fewer informative blocks than this: too little to judge
-    min_keypoints: int = 80  # an image with fewer has too little detail for a keypoint verdict
-    fallback_threshold: float = 0.55  # embedding score that decides pairs too plain to verify
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Why a candidate pair was kept or rejected; the report carries it next to the pair."""
-
-    accepted: bool
-    method: str  # "keypoints", "keypoints-mirrored", "whole-frame", "whole-frame-mirrored", "none"
-    inliers: int  # keypoint matches consistent with the fitted transform
-    agreement: float  # share of informative blocks that agree after alignment, 0..1
-    blocks: int  # informative blocks compared
-    document: bool  # both images look like paper documents (stricter rule)
-    reason: str
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "accepted": self.accepted,
-            "method": self.method,
-            "inliers": self.inliers,
-            "agreement": round(self.agreement, 4),
-            "blocks": self.blocks,
-            "document": self.document,
-            "reason": self.reason,
-        }
-
-
-@dataclass
-class VerifiedPairs:
-    candidates: Pairs  # every pair that was checked, with its embedding score
-    verdicts: list[Verdict]  # one per candidate, same order
-    seconds: float
-
-    @property
-    def accepted(self) -> Pairs:
-        keep = np.array([verdict.accepted for verdict in self.verdicts], dtype=bool)
-        if not len(keep):
-            return Pairs.empty()
-        return Pairs(
-            self.candidates.left[keep], self.candidates.right[keep], self.candidates.score[keep]
-        )
+    min_keypoints: int = 30  # an image with fewer has too little detail for a keypoint verdict
+    fallback_threshold: float = 0.55  # decides pairs too plain to verify; scans pass the model's
+    plain_disagreement: float = 0.5  # ... unless compared whole they agree less than this
 
 
 def opencv_available() -> bool:
@@ -142,14 +108,16 @@ class Thumbnail:
     """What verification needs of one image: a grey thumbnail, its keypoints (and those of its
     mirror image, found on first use) and whether it looks like a paper document."""
 
-    def __init__(self, rgb: np.ndarray):
+    def __init__(self, rgb: np.ndarray, detail: np.ndarray | None = None):
         import cv2
 
         self.grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         self.keypoints = _keypoints(self._detection_image(self.grey))
         self.document = looks_like_document(rgb)
+        # A larger grey rendering, for documents only (see DOCUMENT_SIZE).
+        self.detail = cv2.cvtColor(detail, cv2.COLOR_RGB2GRAY) if detail is not None else None
         self._mirrored: _Keypoints | None = None
-        self._pyramid: list[np.ndarray] | None = None
+        self._pyramids: dict[bool, list[np.ndarray]] = {}
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -162,18 +130,23 @@ class Thumbnail:
             self._mirrored = _keypoints(self._detection_image(flipped))
         return self._mirrored
 
-    def level(self, pixels_per_sample: float) -> tuple[np.ndarray, float]:
+    def image(self, detail: bool) -> np.ndarray:
+        return self.detail if detail and self.detail is not None else self.grey
+
+    def level(self, pixels_per_sample: float, detail: bool) -> tuple[np.ndarray, float]:
         """The pyramid level (float32) whose pixels are about `pixels_per_sample` wide, so
-        sampling it needs no further anti-aliasing, and that level's scale (level / thumbnail)."""
+        sampling it needs no further anti-aliasing, and that level's scale (level / image)."""
         import cv2
 
-        if self._pyramid is None:
-            self._pyramid = [self.grey.astype(np.float32)]
-            while min(self._pyramid[-1].shape) >= 16:
-                self._pyramid.append(cv2.pyrDown(self._pyramid[-1]))
+        if detail not in self._pyramids:
+            pyramid = [self.image(detail).astype(np.float32)]
+            while min(pyramid[-1].shape) >= 16:
+                pyramid.append(cv2.pyrDown(pyramid[-1]))
+            self._pyramids[detail] = pyramid
+        pyramid = self._pyramids[detail]
         depth = int(np.floor(np.log2(max(pixels_per_sample, 1.0))))
-        depth = min(depth, len(self._pyramid) - 1)
-        return self._pyramid[depth], 0.5**depth
+        depth = min(depth, len(pyramid) - 1)
+        return pyramid[depth], 0.5**depth
 
     @staticmethod
     def _detection_image(grey: np.ndarray) -> tuple[np.ndarray, float]:
@@ -188,22 +161,35 @@ class Thumbnail:
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_pyramid"] = None  # rebuilt on demand; keeps worker-to-main transfers small
+        state["_pyramids"] = {}  # rebuilt on demand; keeps worker-to-main transfers small
         return state
 
 
 def looks_like_document(rgb: np.ndarray) -> bool:
-    """A paper page: mostly near-white, nearly colourless, with dark marks (text, lines)."""
-    step = max(1, max(rgb.shape[:2]) // 128)  # statistics of a ~128 px sample are enough
-    channels = rgb[::step, ::step].astype(np.int16)
-    grey = channels.mean(axis=2)
-    colourfulness = (channels.max(axis=2) - channels.min(axis=2)).mean()
-    paper_level = np.percentile(grey, 75)
-    paper = np.abs(grey - paper_level) < 30
-    ink = grey < paper_level - 80
-    return bool(
-        paper_level > 150 and colourfulness < 25 and paper.mean() > 0.6 and 0.003 < ink.mean() < 0.3
-    )
+    """A paper page: mostly near-white paper, little colour, and the rest thin dark strokes
+    (text, rules, boxes) rather than shaded areas. Text pages and forms, scanned or generated,
+    pass; photos, including bright ones and objects on white, do not."""
+    import cv2
+
+    pixels = rgb.astype(np.int16)
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.int16)
+    paper = float(np.percentile(grey, 90))
+    if paper < 170:  # a grey or dark background is not paper
+        return False
+    on_paper = grey >= paper - 40
+    if on_paper.mean() < 0.6:
+        return False
+    chroma = pixels.max(axis=2) - pixels.min(axis=2)
+    if (chroma > 60).mean() > 0.08:
+        return False
+    off_paper = ~on_paper
+    if not off_paper.any():
+        return False  # a blank sheet or a white frame: nothing says document
+    # Off the paper, a page has ink strokes a few pixels wide, nearly all next to paper; a
+    # photo's darker regions are broad shaded areas. Grow the paper by 2 px and see what is left.
+    grown = cv2.dilate(on_paper.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    broad = (off_paper & ~grown).sum() / off_paper.sum()
+    return bool(broad < 0.35)
 
 
 def _keypoints(detection: tuple[np.ndarray, float]) -> _Keypoints:
@@ -217,8 +203,11 @@ def _keypoints(detection: tuple[np.ndarray, float]) -> _Keypoints:
 
 
 class _ThumbnailDataset(Dataset):
-    def __init__(self, paths: Sequence[str], max_pixels: int):
+    def __init__(
+        self, paths: Sequence[str], thumbnails: Sequence[bytes | None], max_pixels: int
+    ):
         self.paths = list(paths)
+        self.thumbnails = list(thumbnails)
         self.max_pixels = max_pixels
 
     def __len__(self) -> int:
@@ -226,10 +215,16 @@ class _ThumbnailDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[int, Thumbnail | None]:
         try:
-            decoded = decode_image(
-                self.paths[index], THUMBNAIL_SIZE, self.max_pixels, keep_aspect=True
-            )
-            return index, Thumbnail(decoded.pixels)
+            path, kept = self.paths[index], self.thumbnails[index]
+            if kept is not None:  # made by the embedding pass: no second read of the file
+                with Image.open(io.BytesIO(kept)) as image:
+                    rgb = np.asarray(image.convert("RGB"))
+            else:
+                rgb = decode_image(path, THUMBNAIL_SIZE, self.max_pixels, keep_aspect=True).pixels
+            detail = None
+            if looks_like_document(rgb):
+                detail = decode_image(path, DOCUMENT_SIZE, self.max_pixels, keep_aspect=True)
+            return index, Thumbnail(rgb, detail.pixels if detail else None)
         except (DecodeError, Exception):  # it decoded once for the embedding; treat as unverifiable
             return index, None
 
@@ -237,12 +232,13 @@ class _ThumbnailDataset(Dataset):
 def load_thumbnails(
     paths: Sequence[str],
     *,
+    thumbnails: Sequence[bytes | None] | None = None,
     workers: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = False,
 ) -> list[Thumbnail | None]:
     """Thumbnails and keypoints for `paths`, decoded in worker processes; None where it failed."""
-    dataset = _ThumbnailDataset(paths, max_pixels)
+    dataset = _ThumbnailDataset(paths, thumbnails or [None] * len(paths), max_pixels)
     workers = default_workers() if workers is None else workers
     workers = min(workers, len(paths) // 8)
     loader = DataLoader(
@@ -323,7 +319,9 @@ def alignments(a: Thumbnail, b: Thumbnail, settings: VerifySettings) -> list[_Al
     matrix, inliers = _fit_similarity(a.keypoints, b.keypoints, settings)
     if matrix is not None:
         found.append(_Alignment(matrix, "keypoints", inliers))
-    mirrored, mirrored_inliers = _fit_similarity(a.keypoints, b.mirrored, settings)
+    mirrored, mirrored_inliers = None, 0
+    if matrix is None or inliers < settings.confident_inliers:
+        mirrored, mirrored_inliers = _fit_similarity(a.keypoints, b.mirrored, settings)
     if mirrored is not None:
         # b's mirrored keypoints live in the mirrored frame: unmirror first, then map.
         unmirror = _mirror_matrix(b.shape[1])
@@ -346,26 +344,41 @@ def _same_aspect(a: Thumbnail, b: Thumbnail) -> bool:
     return abs(np.log((aw / ah) / (bw / bh))) < 0.05
 
 
-def _on_canvas(image: Thumbnail, canvas_to_image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _on_canvas(
+    image: Thumbnail, canvas_to_image: np.ndarray, canvas: int, detail: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """`image` resampled onto the canvas through the affine map canvas -> image pixels, from the
     pyramid level that matches the sampling step, plus the mask of canvas pixels it covers."""
     import cv2
 
     step = float(np.sqrt(abs(np.linalg.det(canvas_to_image[:, :2]))))
-    level, scale = image.level(step)
+    level, scale = image.level(step, detail)
     to_level = canvas_to_image * scale
     to_level[:, 2] += 0.5 * scale - 0.5  # pixel centres of the coarser level
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    pixels = cv2.warpAffine(level, to_level, (CANVAS, CANVAS), flags=flags)
-    ones = np.ones_like(level)
-    mask = cv2.warpAffine(ones, to_level, (CANVAS, CANVAS), flags=flags)
-    return pixels, mask
+    # Outside the image the border value is far below any grey level, so one warp gives both
+    # the pixels and (where interpolation touched the border) which canvas pixels are covered.
+    pixels = cv2.warpAffine(
+        level, to_level, (canvas, canvas), flags=flags, borderValue=_OUTSIDE
+    )
+    covered = (pixels >= 0).astype(np.float32)
+    pixels = np.where(covered > 0, pixels, 0).astype(np.float32)
+    return cv2.GaussianBlur(pixels, (0, 0), 1.0), covered
+
+
+def _to_detail(image: Thumbnail) -> np.ndarray:
+    """The map from thumbnail pixels to detail-image pixels."""
+    detail = image.image(True)
+    sy, sx = detail.shape[0] / image.shape[0], detail.shape[1] / image.shape[1]
+    return np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5]])
 
 
 def block_agreement(
     pairs: Sequence[tuple[Thumbnail, Thumbnail, np.ndarray]],
     settings: VerifySettings,
     device: torch.device | str = "cpu",
+    *,
+    detail: bool = False,
 ) -> list[tuple[float, int]]:
     """(share of informative blocks that agree, informative blocks) for each (a, b, b->a map).
 
@@ -376,30 +389,32 @@ def block_agreement(
     """
     if not pairs:
         return []
+    canvas, block = (DOCUMENT_CANVAS, DOCUMENT_BLOCK) if detail else (CANVAS, BLOCK)
     canvases, masks = [], []
     for a, b, b_to_a in pairs:
-        if b.grey.size <= a.grey.size:
+        if detail:  # the same map between the detail images
+            b_to_a = _then(_then(_inverse(_to_detail(b)), b_to_a), _to_detail(a))
+        if b.image(detail).size <= a.image(detail).size:
             target, other, target_to_other = b, a, b_to_a
         else:
             target, other, target_to_other = a, b, _inverse(b_to_a)
-        th, tw = target.shape
-        canvas_to_target = np.array([[tw / CANVAS, 0.0, 0.0], [0.0, th / CANVAS, 0.0]])
-        canvas_to_target[:, 2] = [0.5 * tw / CANVAS - 0.5, 0.5 * th / CANVAS - 0.5]
+        th, tw = target.image(detail).shape
+        canvas_to_target = np.array([[tw / canvas, 0.0, 0.0], [0.0, th / canvas, 0.0]])
+        canvas_to_target[:, 2] = [0.5 * tw / canvas - 0.5, 0.5 * th / canvas - 0.5]
         for image, matrix in (
             (target, canvas_to_target),
             (other, _then(canvas_to_target, target_to_other)),
         ):
-            pixels, mask = _on_canvas(image, matrix)
+            pixels, mask = _on_canvas(image, matrix, canvas, detail)
             canvases.append(pixels)
             masks.append(mask)
     stacked = torch.from_numpy(np.stack(canvases)).to(device)[:, None]
     covered = torch.from_numpy(np.stack(masks)).to(device)[:, None]
-    stacked = _gaussian_blur(stacked, sigma=1.0)
     x, y = stacked[0::2, 0], stacked[1::2, 0]
     weight = ((covered[0::2, 0] > 0.99) & (covered[1::2, 0] > 0.99)).float()
 
     def pooled(values: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d((values * weight)[:, None], BLOCK)[:, 0]
+        return F.avg_pool2d((values * weight)[:, None], block)[:, 0]
 
     # Each image is normalised by its own spread over the overlap, so a contrast change does not
     # move blocks across the texture thresholds below.
@@ -408,7 +423,7 @@ def block_agreement(
         mean = (values * weight).flatten(1).sum(1)[:, None, None] / area
         spread = (((values - mean) ** 2) * weight).flatten(1).sum(1)[:, None, None] / area
         values.sub_(mean).div_(spread.sqrt().clamp_min(1.0))
-    coverage = F.avg_pool2d(weight[:, None], BLOCK)[:, 0]
+    coverage = F.avg_pool2d(weight[:, None], block)[:, 0]
     safe = coverage.clamp_min(1e-6)
     mean_x, mean_y = pooled(x) / safe, pooled(y) / safe
     std_x = (pooled(x * x) / safe - mean_x**2).clamp_min(0).sqrt()
@@ -419,7 +434,10 @@ def block_agreement(
     # faint texture on one side only is not (blur, JPEG smoothing).
     one_sided = (torch.maximum(std_x, std_y) >= settings.one_sided_std) & ~both
     covered = coverage > 0.9
-    informative = covered & (both | one_sided)
+    # Photos: only detail on both sides is evidence. Detail on one side only is an overlay
+    # (caption, banner, a padding bar against a picture) and a copy may carry those. Documents:
+    # a field filled on one page and blank on the other is a different record, so it counts.
+    informative = covered & (both | one_sided) if detail else covered & both
     agree = covered & both & (ncc >= settings.ncc_agree)
     counts = informative.flatten(1).sum(1).cpu().numpy()
     agreeing = agree.flatten(1).sum(1).cpu().numpy()
@@ -427,16 +445,6 @@ def block_agreement(
         (float(ok / total) if total else 0.0, int(total))
         for ok, total in zip(agreeing, counts, strict=True)
     ]
-
-
-def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = max(1, round(3 * sigma))
-    offsets = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    padded = F.pad(images, (radius, radius, radius, radius), mode="replicate")
-    blurred = F.conv2d(padded, kernel.view(1, 1, 1, -1))
-    return F.conv2d(blurred, kernel.view(1, 1, -1, 1))
 
 
 def _decide(
@@ -470,6 +478,7 @@ class Verifier:
         self,
         paths: Sequence[str],
         *,
+        thumbnails: Sequence[bytes | None] | None = None,
         settings: VerifySettings | None = None,
         device: torch.device | str = "cpu",
         workers: int | None = None,
@@ -477,6 +486,7 @@ class Verifier:
         progress: bool = False,
     ):
         self.paths = list(paths)
+        self.kept = list(thumbnails) if thumbnails is not None else [None] * len(self.paths)
         self.settings = settings or VerifySettings()
         self.device = torch.device(device)
         self.workers = workers
@@ -484,6 +494,12 @@ class Verifier:
         self.progress = progress
         self.verdicts: dict[tuple[int, int], Verdict] = {}
         self.seconds = 0.0
+        import cv2
+
+        # OpenCV's thread pool does not survive fork(): a worker forked after this process has
+        # used it can deadlock on the pool's lock. Verification forks thumbnail workers after
+        # warping in this process, so OpenCV runs single-threaded here (its work here is small).
+        cv2.setNumThreads(1)
         self._thumbnails: dict[int, Thumbnail | None] = {}
 
     def __call__(self, pairs: Pairs) -> np.ndarray:
@@ -506,7 +522,7 @@ class Verifier:
                 continue
             detail = min(len(a.keypoints.points), len(b.keypoints.points))
             if detail < self.settings.min_keypoints:
-                self.verdicts[key] = self._plain_verdict(scores[key], detail)
+                self.verdicts[key] = self._plain_verdict(a, b, scores[key], detail)
                 continue
             for alignment in alignments(a, b, self.settings):
                 if alignment.matrix is None:
@@ -524,13 +540,11 @@ class Verifier:
                     candidates.append((key, alignment))
         with progress_bars(self.progress and bool(candidates)) as bars:
             task = bars.add_task("verifying: comparing pairs", total=len(candidates))
-            for start in range(0, len(candidates), 256):
-                chunk = candidates[start : start + 256]
+            for start in range(0, len(candidates), 64):  # canvases of a chunk stay in cache
+                chunk = candidates[start : start + 64]
                 thumbs = [(self._thumbnails[k[0]], self._thumbnails[k[1]]) for k, _ in chunk]
-                scores = block_agreement(
-                    [(a, b, al.matrix) for (a, b), (_, al) in zip(thumbs, chunk, strict=True)],
-                    self.settings,
-                    self.device,
+                scores = self._agreement(
+                    [(a, b, al.matrix) for (a, b), (_, al) in zip(thumbs, chunk, strict=True)]
                 )
                 for (key, alignment), (a, b), (agreement, blocks) in zip(
                     chunk, thumbs, scores, strict=True
@@ -554,9 +568,42 @@ class Verifier:
         self.seconds += time.perf_counter() - started
         return [self.verdicts[key] for key in keys]
 
-    def _plain_verdict(self, score: float, keypoints: int) -> Verdict:
-        """Smooth images (sky, gradients, flat artwork) give keypoints too few to judge either
-        way; the embedding score decides, at the stricter threshold used without verification."""
+    def _agreement(
+        self, pairs: list[tuple[Thumbnail, Thumbnail, np.ndarray]]
+    ) -> list[tuple[float, int]]:
+        """Block agreement of each pair; pairs of documents at the finer document scale."""
+        documents = [a.document and b.document for a, b, _ in pairs]
+        results: list[tuple[float, int]] = [(0.0, 0)] * len(pairs)
+        for detail in (False, True):
+            slots = [slot for slot, doc in enumerate(documents) if doc == detail]
+            found = block_agreement(
+                [pairs[slot] for slot in slots], self.settings, self.device, detail=detail
+            )
+            for slot, result in zip(slots, found, strict=True):
+                results[slot] = result
+        return results
+
+    def _plain_verdict(self, a: Thumbnail, b: Thumbnail, score: float, keypoints: int) -> Verdict:
+        """Smooth images (sky, gradients, flat artwork) and fine textures give too few keypoints
+        to align. Frames of one shape are still compared whole; if enough blocks carry detail
+        and they clearly disagree (two instances of one texture), the pair is rejected.
+        Otherwise the embedding decides, at the stricter threshold used without verification."""
+        agreement, blocks = 0.0, 0
+        if _same_aspect(a, b):
+            (ah, aw), (bh, bw) = a.shape, b.shape
+            stretch = np.array([[aw / bw, 0.0, 0.0], [0.0, ah / bh, 0.0]])
+            agreement, blocks = block_agreement([(a, b, stretch)], self.settings, self.device)[0]
+            if blocks >= self.settings.min_blocks and agreement < self.settings.plain_disagreement:
+                return Verdict(
+                    False,
+                    "whole-frame",
+                    0,
+                    agreement,
+                    blocks,
+                    False,
+                    f"too few keypoints to align ({keypoints}); compared whole, only "
+                    f"{agreement:.0%} of {blocks} blocks agree",
+                )
         needed = self.settings.fallback_threshold
         accepted = score >= needed
         relation = ">=" if accepted else "<"
@@ -564,8 +611,8 @@ class Verifier:
             accepted,
             "embedding-only",
             0,
-            0.0,
-            0,
+            agreement,
+            blocks,
             False,
             f"too little detail to verify ({keypoints} keypoints); embedding score {score:.3f} "
             f"{relation} {needed:.2f}",
@@ -577,6 +624,7 @@ class Verifier:
             return
         loaded = load_thumbnails(
             [self.paths[row] for row in missing],
+            thumbnails=[self.kept[row] for row in missing],
             workers=self.workers,
             max_pixels=self.max_pixels,
             progress=self.progress,

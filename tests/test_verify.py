@@ -1,0 +1,182 @@
+"""Verification: a copy survives the re-check, a look-alike does not, and the report says why."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import skimage_photo
+from PIL import Image
+from typer.testing import CliRunner
+
+from dedup_gpu import verify
+from dedup_gpu.cli import app
+from dedup_gpu.errors import BadArgumentError
+from dedup_gpu.index import Pairs
+from dedup_gpu.lookalikes import write_lookalikes
+from dedup_gpu.pipeline import scan
+from dedup_gpu.synth import FAMILIES, load_rgb
+
+TRUE_EDITS = ("crop", "rotate", "caption", "banner", "jpeg", "mirror", "downscale", "colour")
+
+
+def _check(paths: list[Path], pairs: list[tuple[int, int]]) -> list[verify.Verdict]:
+    checker = verify.Verifier([str(p) for p in paths], workers=0)
+    left, right = zip(*pairs, strict=True)
+    return checker.check(
+        Pairs(
+            np.array(left, dtype=np.int64),
+            np.array(right, dtype=np.int64),
+            np.full(len(pairs), 0.9, dtype=np.float32),
+        )
+    )
+
+
+@pytest.mark.parametrize("photo", ["chelsea.png", "coffee.png", "astronaut.png"])
+def test_edited_copies_of_a_photo_pass_verification(tmp_path: Path, photo: str) -> None:
+    original = tmp_path / photo
+    shutil.copyfile(skimage_photo(photo), original)
+    image = load_rgb(original)
+    paths = [original]
+    for family in TRUE_EDITS:
+        edited = FAMILIES[family].edit(image, random.Random(f"test:{photo}:{family}"))
+        target = tmp_path / f"{family}.png"
+        edited.save(target)
+        paths.append(target)
+    verdicts = _check(paths, [(0, i) for i in range(1, len(paths))])
+    for family, verdict in zip(TRUE_EDITS, verdicts, strict=True):
+        assert verdict.accepted, f"{family}: {verdict.reason}"
+    mirrored = verdicts[TRUE_EDITS.index("mirror")]
+    assert mirrored.method.endswith("mirrored")
+
+
+@pytest.fixture(scope="module")
+def lookalikes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("lookalikes")
+    images = write_lookalikes(folder, seed=0, size="tiny")
+    return {image.path.name: image.path for image in images}
+
+
+def test_consecutive_video_frames_are_rejected(lookalikes: dict[str, Path]) -> None:
+    frames = sorted(path for name, path in lookalikes.items() if name.startswith("frames"))
+    assert len(frames) >= 3
+    verdicts = _check(frames, [(0, 1), (1, 2), (0, 2)])
+    for verdict in verdicts:
+        assert not verdict.accepted, verdict.reason
+
+
+def test_a_rescan_of_a_page_is_accepted_and_the_next_page_is_not(
+    lookalikes: dict[str, Path],
+) -> None:
+    pages = sorted(
+        path for name, path in lookalikes.items() if name.startswith("pages") and "__" not in name
+    )
+    rescan = next(p for name, p in lookalikes.items() if name.startswith(pages[0].stem + "__"))
+    own, following = _check([pages[0], rescan, pages[1]], [(0, 1), (0, 2)])
+    assert own.accepted, own.reason
+    assert own.document
+    assert not following.accepted, following.reason
+
+
+def test_a_plain_image_too_smooth_to_verify_falls_back_to_the_embedding_score(
+    tmp_path: Path,
+) -> None:
+    gradient = np.tile(np.linspace(0, 255, 256, dtype=np.uint8), (192, 1))
+    Image.fromarray(gradient).convert("RGB").save(tmp_path / "a.png")
+    Image.fromarray(gradient[:, ::-1]).convert("RGB").save(tmp_path / "b.png")
+    checker = verify.Verifier([str(tmp_path / "a.png"), str(tmp_path / "b.png")], workers=0)
+    low, high = (
+        checker.check(Pairs(np.array([0]), np.array([1]), np.array([score], np.float32)))[0]
+        for score in (0.40, 0.80)
+    )
+    assert low.method == high.method == "embedding-only"
+    # The second check reuses the first verdict: a pair is judged once per scan.
+    assert not low.accepted and not high.accepted
+    fresh = verify.Verifier([str(tmp_path / "a.png"), str(tmp_path / "b.png")], workers=0)
+    assert fresh.check(Pairs(np.array([0]), np.array([1]), np.array([0.8], np.float32)))[
+        0
+    ].accepted
+
+
+def test_verify_on_without_opencv_is_an_argument_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(verify, "opencv_available", lambda: False)
+    with pytest.raises(BadArgumentError, match="OpenCV"):
+        verify.resolve_mode("on")
+    assert verify.resolve_mode("auto") is False
+    with pytest.raises(BadArgumentError, match="unknown --verify"):
+        verify.resolve_mode("sometimes")
+
+
+def test_scan_groups_frames_without_verification_but_not_with_it(
+    tmp_path: Path, lookalikes: dict[str, Path]
+) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name, path in lookalikes.items():
+        if name.startswith("frames"):
+            shutil.copyfile(path, folder / name)
+    shutil.copyfile(skimage_photo("chelsea.png"), folder / "chelsea.png")
+    image = load_rgb(folder / "chelsea.png")
+    FAMILIES["crop"].edit(image, random.Random(1)).save(folder / "chelsea_crop.jpg")
+
+    unverified = scan([str(folder)], model="sscd-onnx", verify="off", threshold=0.3)
+    merged = [g for g in unverified.report.groups if g.keep.path.startswith(str(folder / "fr"))]
+    assert merged, "the frames should look alike to the embedding alone"
+
+    verified = scan([str(folder)], model="sscd-onnx", verify="on")
+    groups = [[g.keep.path, *(m.path for m in g.duplicates)] for g in verified.report.groups]
+    assert groups == [[str(folder / "chelsea.png"), str(folder / "chelsea_crop.jpg")]]
+    duplicate = verified.report.groups[0].duplicates[0]
+    assert duplicate.verdict is not None and duplicate.verdict.accepted
+    report = verified.report.to_dict()
+    assert report["verification"]["mode"] == "on"
+    assert report["verification"]["pairs_rejected"] >= 1
+    for rejected in report["rejected_pairs"]:
+        assert all(Path(p).name.startswith("frames") for p in rejected["paths"])
+        assert rejected["verification"]["accepted"] is False
+        assert "blocks agree" in rejected["verification"]["reason"]
+    assert report["timings_s"]["verify"] > 0
+
+
+def test_grouping_checks_only_the_edges_it_uses(tmp_path: Path) -> None:
+    from dedup_gpu.group import build_groups
+    from dedup_gpu.records import ContentGroup, ImageFile, ImageInfo
+
+    # Five images that all pair up: a star around image 0 needs four checks, not ten.
+    contents = [
+        ContentGroup(files=(ImageFile(f"/img{i}.jpg", 100 - i, 0.0),), digest=None)
+        for i in range(5)
+    ]
+    infos = [ImageInfo(100 - i, 100) for i in range(5)]
+    left, right = np.triu_indices(5, 1)
+    pairs = Pairs(left.astype(np.int64), right.astype(np.int64), np.full(10, 0.9, np.float32))
+    checked: list[tuple[int, int]] = []
+
+    def check(batch: Pairs) -> np.ndarray:
+        keys = list(zip(batch.left.tolist(), batch.right.tolist(), strict=True))
+        checked.extend(keys)
+        return np.array([key != (0, 1) for key in keys])  # 1 is a look-alike of 0
+
+    groups = build_groups(contents, infos, pairs, 0.5, check=check)
+    assert len(checked) == len(set(checked)) < 10
+    assert [g.keep.path for g in groups] == ["/img0.jpg"]
+    assert sorted(m.path for m in groups[0].duplicates) == ["/img2.jpg", "/img3.jpg", "/img4.jpg"]
+
+
+def test_scan_cli_takes_verify_off_and_reports_unverified_duplicates(photo_dir: Path) -> None:
+    shutil.copyfile(photo_dir / "coffee.png", photo_dir / "coffee_copy.png")
+    image = load_rgb(photo_dir / "coffee.png")
+    image.resize((200, 133)).save(photo_dir / "coffee_small.jpg")
+    report_path = photo_dir.parent / "report.json"
+    result = CliRunner().invoke(
+        app, ["scan", str(photo_dir), "--verify", "off", "-q", "-o", str(report_path)]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(report_path.read_text())
+    assert report["verification"]["mode"] == "off"
+    near = [d for g in report["groups"] for d in g["duplicates"] if not d["exact"]]
+    assert near and all(d["verification"] is None for d in near)
