@@ -1,4 +1,4 @@
-"""The `dedup-gpu` command line: scan, models, demo.
+"""The `dedup-gpu` command line: scan, models, demo, eval.
 
 Every DedupError becomes one `error:` line plus a hint (exit status 2); anything unexpected
 becomes one line too (exit status 1). --debug shows the full traceback instead.
@@ -19,6 +19,7 @@ from rich.table import Table
 
 from .errors import BadArgumentError, DedupError
 from .group import KeepPolicy
+from .records import VerifyMode
 
 app = typer.Typer(
     name="dedup-gpu",
@@ -98,6 +99,7 @@ def _run_scan(
     workers: int | None,
     max_pixels: int,
     quiet: bool,
+    verify: str = "auto",
 ):
     import torch
 
@@ -116,11 +118,28 @@ def _run_scan(
             "install onnxruntime-gpu or use --model sscd to run it on the GPU",
             highlight=False,
         )
+    from .verify import resolve_mode
+
+    verifying = resolve_mode(verify)
+    if verify == "auto" and not verifying:
+        err.print(
+            "note: OpenCV is not installed, so pairs are not verified (--verify off); "
+            "pip install opencv-python-headless to verify them",
+            highlight=False,
+        )
     if threshold is None:
         source = "calibrated" if spec.threshold_calibrated else "NOT calibrated for this model"
-        err.print(
-            f"threshold: {spec.default_threshold} ({source}; see {spec.card})", highlight=False
-        )
+        if verifying and spec.screen_threshold is not None:
+            err.print(
+                f"threshold: pairs scoring {spec.screen_threshold} or more are verified "
+                f"({source}; see {spec.card})",
+                highlight=False,
+            )
+        else:
+            err.print(
+                f"threshold: {spec.default_threshold} ({source}; see {spec.card})",
+                highlight=False,
+            )
         if not spec.threshold_calibrated:
             err.print(
                 "[yellow]warning:[/] check the threshold on your own images, or pass --threshold",
@@ -136,6 +155,7 @@ def _run_scan(
         max_pixels=max_pixels,
         progress=not quiet,
         encoder=encoder,
+        verify=verify,
     )
 
 
@@ -190,6 +210,13 @@ def scan(
         int, typer.Option(help="Skip images with more pixels than this (decompression-bomb guard).")
     ] = 178_956_970,  # data.DEFAULT_MAX_PIXELS, spelled out so --help needs no torch import
     show: Annotated[int, typer.Option(help="Groups to list on the terminal.")] = 10,
+    verify: Annotated[
+        VerifyMode,
+        typer.Option(
+            help="Re-check candidate pairs with keypoints and aligned comparison before grouping "
+            "(auto: when OpenCV is installed)."
+        ),
+    ] = VerifyMode.auto,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -211,6 +238,7 @@ def scan(
             workers=workers,
             max_pixels=max_pixels,
             quiet=quiet,
+            verify=verify.value,
         )
         _finish(result, out_json=out_json, out_csv=out_csv, show=show, quiet=quiet)
 
@@ -310,6 +338,67 @@ def demo(
             f"pairs joining different photos: {score.wrong_pairs}",
             highlight=False,
         )
+
+
+@app.command("eval")
+def eval_command(
+    originals: Annotated[
+        Path, typer.Argument(help="Folder of distinct original images (no copies among them).")
+    ],
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Encoder to evaluate (repeatable); default: every encoder available here.",
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the benchmark images and results.")
+    ] = Path("dedup-gpu-eval"),
+    seed: Annotated[int, typer.Option(help="Seed for the edited copies and look-alikes.")] = 0,
+    baselines: Annotated[
+        bool, typer.Option(help="Also run pHash, dHash and PDQ on the same images.")
+    ] = True,
+    lookalikes: Annotated[
+        bool, typer.Option(help="Add look-alike documents and scenes as distractors.")
+    ] = True,
+    lookalike_size: Annotated[
+        str, typer.Option(help="full (A4 pages, benchmark) or tiny (quick checks).")
+    ] = "full",
+    calibrate: Annotated[
+        bool,
+        typer.Option(help="Find the threshold that meets --target-precision for each encoder."),
+    ] = False,
+    target_precision: Annotated[
+        float, typer.Option(help="Pair precision that --calibrate aims for.")
+    ] = 0.999,
+    device: DeviceOption = "auto",
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Measure detection quality on a labelled benchmark built from ORIGINALS."""
+    from .evaluate import markdown, run_evaluation, write_outputs
+
+    with reported_errors(debug):
+        if not originals.is_dir():
+            raise BadArgumentError(f"{originals} is not a folder of images")
+        evaluation = run_evaluation(
+            originals,
+            out_dir,
+            models=models or None,
+            baselines=("phash", "dhash", "pdq") if baselines else (),
+            seed=seed,
+            lookalikes=lookalikes,
+            lookalike_size=lookalike_size,
+            device=device,
+            target_precision=target_precision if calibrate else None,
+            progress=not quiet,
+        )
+        written = write_outputs(evaluation, out_dir)
+        out.print(markdown(evaluation), highlight=False, soft_wrap=True)
+        for path in written.values():
+            out.print(f"written: {path}", highlight=False)
 
 
 def main() -> None:
