@@ -223,6 +223,13 @@ def summary_table(report: Report) -> Table:
         ),
         ("bytes freed by removing them", human_bytes(counts.get("reclaimable_bytes", 0))),
         ("skipped with errors", f"{counts.get('errors', 0):,}"),
+        (
+            "look-alike pairs rejected",
+            f"{report.verification['pairs_rejected']:,} of "
+            f"{report.verification['pairs_checked']:,} verified"
+            if report.verification.get("mode") == "on"
+            else "not verified (--verify off)",
+        ),
         ("time", f"{report.timings_s.get('total', 0.0):.1f} s ({rate:,.1f} images/s)"),
     ]
     for label, value in rows:

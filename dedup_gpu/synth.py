@@ -5,7 +5,7 @@ and WebP re-saves, downscales, mirroring, rotations, captions and banners, frame
 and for document pages a print-and-scan round trip. Seeded: the same seed gives the same bytes.
 
 Two generations live here. `EDITS` and `write_edited_copies` are the original seven families that
-the demo, `benchmarks/quality.py` and the end-to-end tests use; they are kept bit-for-bit as they
+the demo and the end-to-end tests use; they are kept bit-for-bit as they
 were so their results stay comparable. `FAMILIES` and `write_copies` are the labelled-benchmark
 generator: more families with the harder stated parameters, each copy returned with its label.
 """

