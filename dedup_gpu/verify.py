@@ -111,9 +111,12 @@ class Thumbnail:
     def __init__(self, rgb: np.ndarray, detail: np.ndarray | None = None):
         import cv2
 
-        self.grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        self.keypoints = _keypoints(self._detection_image(self.grey))
         self.document = looks_like_document(rgb)
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        # Letterbox bars and solid frames are not content: compared against another copy's
+        # different padding they would make every block along the picture's edge disagree.
+        self.grey = grey if self.document else trim_padding(grey)
+        self.keypoints = _keypoints(self._detection_image(self.grey))
         # A larger grey rendering, for documents only (see DOCUMENT_SIZE).
         self.detail = cv2.cvtColor(detail, cv2.COLOR_RGB2GRAY) if detail is not None else None
         self._mirrored: _Keypoints | None = None
@@ -163,6 +166,24 @@ class Thumbnail:
         state = dict(self.__dict__)
         state["_pyramids"] = {}  # rebuilt on demand; keeps worker-to-main transfers small
         return state
+
+
+def trim_padding(grey: np.ndarray, tolerance: int = 6) -> np.ndarray:
+    """`grey` without uniform bands along its edges (letterbox bars, borders, frames), as long as
+    at least half of each side remains."""
+    height, width = grey.shape
+
+    def band(lines: np.ndarray) -> int:
+        """How many leading lines are one flat colour, the colour of the first line."""
+        level = np.median(lines[0])
+        flat = (np.abs(lines.astype(np.int16) - level) <= tolerance).all(axis=1)
+        return int(np.argmin(flat)) if not flat.all() else len(flat)
+
+    top, bottom = band(grey), band(grey[::-1])
+    left, right = band(grey.T), band(grey.T[::-1])
+    if top + bottom > height // 2 or left + right > width // 2:
+        return grey
+    return np.ascontiguousarray(grey[top : height - bottom, left : width - right])
 
 
 def looks_like_document(rgb: np.ndarray) -> bool:

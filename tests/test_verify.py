@@ -180,3 +180,23 @@ def test_scan_cli_takes_verify_off_and_reports_unverified_duplicates(photo_dir: 
     assert report["verification"]["mode"] == "off"
     near = [d for g in report["groups"] for d in g["duplicates"] if not d["exact"]]
     assert near and all(d["verification"] is None for d in near)
+
+
+def test_a_letterboxed_copy_verifies_against_a_framed_copy(tmp_path: Path) -> None:
+    # Neither is the original: a group kept around one padded copy must still take the other.
+    image = load_rgb(skimage_photo("coffee.png"))
+    padded = []
+    for family, seed in (("letterbox", 1), ("border", 2)):
+        target = tmp_path / f"{family}.png"
+        FAMILIES[family].edit(image, random.Random(seed)).save(target)
+        padded.append(target)
+    (verdict,) = _check(padded, [(0, 1)])
+    assert verdict.accepted, verdict.reason
+
+
+def test_padding_is_trimmed_before_comparison() -> None:
+    grey = np.zeros((120, 200), dtype=np.uint8)
+    grey[10:110, 40:160] = np.random.default_rng(0).integers(0, 255, (100, 120))
+    assert verify.trim_padding(grey).shape == (100, 120)
+    plain = np.random.default_rng(1).integers(0, 255, (50, 60)).astype(np.uint8)
+    assert verify.trim_padding(plain).shape == plain.shape
