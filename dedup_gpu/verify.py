@@ -63,6 +63,7 @@ class VerifySettings:
     one_sided_std: float = 0.35  # detail this strong on one side only is a disagreement
     photo_agreement: float = 0.8  # share of informative blocks that must agree, photos
     document_agreement: float = 0.97  # ... documents: a changed field is a different record
+    document_screen: float = 0.8  # documents agreeing less on the coarse grid are not refined
     whole_frame_agreement: float = 0.95  # ... when no keypoint fit was found (blur, tiny copies)
     min_blocks: int = 6  # fewer informative blocks than this: too little to judge
     min_keypoints: int = 30  # an image with fewer has too little detail for a keypoint verdict
@@ -400,8 +401,12 @@ def block_agreement(
     device: torch.device | str = "cpu",
     *,
     detail: bool = False,
+    strict: bool | None = None,
 ) -> list[tuple[float, int]]:
     """(share of informative blocks that agree, informative blocks) for each (a, b, b->a map).
+
+    `detail`: compare the documents' detail renderings on the finer grid. `strict` (default:
+    `detail`): detail on one side only counts as a difference, as it must for documents.
 
     The canvas spans the frame of the smaller image, so a crop is compared over the crop and a
     downscaled copy at its own resolution. Both images are sampled from the pyramid level that
@@ -458,7 +463,8 @@ def block_agreement(
     # Photos: only detail on both sides is evidence. Detail on one side only is an overlay
     # (caption, banner, a padding bar against a picture) and a copy may carry those. Documents:
     # a field filled on one page and blank on the other is a different record, so it counts.
-    informative = covered & (both | one_sided) if detail else covered & both
+    strict = detail if strict is None else strict
+    informative = covered & (both | one_sided) if strict else covered & both
     agree = covered & both & (ncc >= settings.ncc_agree)
     counts = informative.flatten(1).sum(1).cpu().numpy()
     agreeing = agree.flatten(1).sum(1).cpu().numpy()
@@ -595,13 +601,26 @@ class Verifier:
         """Block agreement of each pair; pairs of documents at the finer document scale."""
         documents = [a.document and b.document for a, b, _ in pairs]
         results: list[tuple[float, int]] = [(0.0, 0)] * len(pairs)
-        for detail in (False, True):
-            slots = [slot for slot, doc in enumerate(documents) if doc == detail]
-            found = block_agreement(
-                [pairs[slot] for slot in slots], self.settings, self.device, detail=detail
-            )
-            for slot, result in zip(slots, found, strict=True):
-                results[slot] = result
+        photos = [slot for slot, doc in enumerate(documents) if not doc]
+        pages = [slot for slot, doc in enumerate(documents) if doc]
+        found = block_agreement([pairs[slot] for slot in photos], self.settings, self.device)
+        for slot, result in zip(photos, found, strict=True):
+            results[slot] = result
+        # Most pairs of different pages already disagree on the coarse grid; only pairs that
+        # might pass are compared at the (about seven times dearer) document resolution.
+        coarse = block_agreement(
+            [pairs[slot] for slot in pages], self.settings, self.device, strict=True
+        )
+        close = []
+        for slot, result in zip(pages, coarse, strict=True):
+            results[slot] = result
+            if result[0] >= self.settings.document_screen:
+                close.append(slot)
+        fine = block_agreement(
+            [pairs[slot] for slot in close], self.settings, self.device, detail=True
+        )
+        for slot, result in zip(close, fine, strict=True):
+            results[slot] = result
         return results
 
     def _plain_verdict(self, a: Thumbnail, b: Thumbnail, score: float, keypoints: int) -> Verdict:
