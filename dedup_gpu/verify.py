@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from .data import DEFAULT_MAX_PIXELS, DecodeError, decode_image, default_workers
+from .data import DEFAULT_MAX_PIXELS, decode_image, default_workers
 from .errors import BadArgumentError
 from .index import Pairs
 from .progress import progress_bars
@@ -109,7 +109,7 @@ class Thumbnail:
     """What verification needs of one image: a grey thumbnail, its keypoints (and those of its
     mirror image, found on first use) and whether it looks like a paper document."""
 
-    def __init__(self, rgb: np.ndarray, detail: np.ndarray | None = None):
+    def __init__(self, rgb: np.ndarray):
         import cv2
 
         self.document = looks_like_document(rgb)
@@ -118,10 +118,16 @@ class Thumbnail:
         # different padding they would make every block along the picture's edge disagree.
         self.grey = grey if self.document else trim_padding(grey)
         self.keypoints = _keypoints(self._detection_image(self.grey))
-        # A larger grey rendering, for documents only (see DOCUMENT_SIZE).
-        self.detail = cv2.cvtColor(detail, cv2.COLOR_RGB2GRAY) if detail is not None else None
+        # A larger grey rendering, for documents only (see DOCUMENT_SIZE and add_detail).
+        self.detail: np.ndarray | None = None
         self._mirrored: _Keypoints | None = None
         self._pyramids: dict[bool, list[np.ndarray]] = {}
+
+    def add_detail(self, rgb: np.ndarray) -> None:
+        """The same image decoded larger, for the document comparison."""
+        import cv2
+
+        self.detail = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -243,11 +249,13 @@ class _ThumbnailDataset(Dataset):
                     rgb = np.asarray(image.convert("RGB"))
             else:
                 rgb = decode_image(path, THUMBNAIL_SIZE, self.max_pixels, keep_aspect=True).pixels
-            detail = None
-            if looks_like_document(rgb):
-                detail = decode_image(path, DOCUMENT_SIZE, self.max_pixels, keep_aspect=True)
-            return index, Thumbnail(rgb, detail.pixels if detail else None)
-        except (DecodeError, Exception):  # it decoded once for the embedding; treat as unverifiable
+            thumbnail = Thumbnail(rgb)
+            if thumbnail.document:
+                thumbnail.add_detail(
+                    decode_image(path, DOCUMENT_SIZE, self.max_pixels, keep_aspect=True).pixels
+                )
+            return index, thumbnail
+        except Exception:  # it decoded once for the embedding; treat it as unverifiable
             return index, None
 
 
