@@ -43,16 +43,29 @@ def crop(image: Image.Image, rng: random.Random) -> Image.Image:
     aspect = rng.uniform(0.8, 1.25)
     crop_w = min(width, max(16, round((area * width * height * aspect) ** 0.5)))
     crop_h = min(height, max(16, round(area * width * height / crop_w)))
-    left = rng.randint(0, width - crop_w)
-    top = rng.randint(0, height - crop_h)
+    return _crop_at_random(image, rng, crop_w, crop_h)
+
+
+def _crop_at_random(
+    image: Image.Image, rng: random.Random, crop_w: int, crop_h: int
+) -> Image.Image:
+    left = rng.randint(0, image.width - crop_w)
+    top = rng.randint(0, image.height - crop_h)
     return image.crop((left, top, left + crop_w, top + crop_h))
 
 
 def colour(image: Image.Image, rng: random.Random) -> Image.Image:
     """Brightness, contrast and saturation each changed by up to +-35%."""
-    image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.65, 1.35))
-    image = ImageEnhance.Contrast(image).enhance(rng.uniform(0.65, 1.35))
-    return ImageEnhance.Color(image).enhance(rng.uniform(0.65, 1.35))
+    return _brightness_contrast_saturation(image, rng, 0.65, 1.35)
+
+
+def _brightness_contrast_saturation(
+    image: Image.Image, rng: random.Random, low: float, high: float
+) -> Image.Image:
+    """Each of the three changed by a factor drawn from [low, high], in that order."""
+    for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+        image = enhancer(image).enhance(rng.uniform(low, high))
+    return image
 
 
 def greyscale(image: Image.Image, rng: random.Random) -> Image.Image:
@@ -227,16 +240,12 @@ def crop_region(image: Image.Image, rng: random.Random) -> Image.Image:
         width_share, height_share = area, 1.0
     crop_w = min(width, max(1, round(width * width_share)))
     crop_h = min(height, max(1, round(height * height_share)))
-    left = rng.randint(0, width - crop_w)
-    top = rng.randint(0, height - crop_h)
-    return image.crop((left, top, left + crop_w, top + crop_h))
+    return _crop_at_random(image, rng, crop_w, crop_h)
 
 
 def colour_and_hue(image: Image.Image, rng: random.Random) -> Image.Image:
     """Brightness, contrast and saturation each x0.6-1.4, and the hue rotated by up to +-30 deg."""
-    image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.6, 1.4))
-    image = ImageEnhance.Contrast(image).enhance(rng.uniform(0.6, 1.4))
-    image = ImageEnhance.Color(image).enhance(rng.uniform(0.6, 1.4))
+    image = _brightness_contrast_saturation(image, rng, 0.6, 1.4)
     hsv = np.array(image.convert("HSV"))
     # Pillow's hue channel runs 0-255 for a full turn; uint8 arithmetic wraps round the circle.
     shift = round(rng.uniform(-30, 30) / 360 * 256)
