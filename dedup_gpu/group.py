@@ -1,10 +1,14 @@
 """Stage 6: duplicate groups without chaining, and the choice of the copy to keep.
 
-Images are visited best-to-keep first (by the keep policy). Each image not yet placed becomes
-the kept copy of a group and takes every unplaced image that scores at or above the threshold
-against it. So every duplicate in a group matches the kept copy itself, never only a chain of
-intermediate images (A~B and B~C never puts A and C together unless A~C). Ties are broken by
-path, so the result never depends on input or dict order.
+Groups are stars. Images are visited most central first: the image with the largest sum of
+candidate scores to the others (in a family of copies, the original: every copy is one edit away
+from it, two edits from each other). Each image not yet placed becomes the centre of a group and
+takes every unplaced image paired with it. So every member of a group matched the centre itself,
+never only a chain of intermediate images (A~B~C~D never puts A and D together). The copy to keep
+is then chosen among the group's members by the keep policy; choosing centres by the policy
+instead would make a letterboxed or captioned copy (more pixels) the image every other copy must
+match. Ties are broken by the keep policy and then by path, so the result never depends on input
+or dict order.
 """
 
 from __future__ import annotations
@@ -35,9 +39,10 @@ class Member:
     height: int
     bytes: int
     mtime: float
-    score: float  # cosine against the kept copy; 1.0 for the kept copy and byte-identical copies
+    score: float  # cosine against `matched`; 1.0 for the kept copy and byte-identical copies
     exact: bool  # byte-identical to the kept copy
     verdict: Verdict | None = None  # why verification accepted it (None: not verified)
+    matched: str = ""  # the image it was matched against: the group's centre (or the kept copy)
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ def keep_key(policy: KeepPolicy) -> Callable[[ImageFile, ImageInfo], tuple]:
     return lambda file, info: (-file.mtime, *largest(file, info))
 
 
-def _member(file: ImageFile, info: ImageInfo, score: float, exact: bool) -> Member:
+def _member(file: ImageFile, info: ImageInfo, score: float, exact: bool, matched: str) -> Member:
     return Member(
         path=file.path,
         width=info.width,
@@ -72,6 +77,7 @@ def _member(file: ImageFile, info: ImageInfo, score: float, exact: bool) -> Memb
         mtime=file.mtime,
         score=float(score),
         exact=exact,
+        matched=matched,
     )
 
 
@@ -88,15 +94,17 @@ def build_groups(
     """Groups over `contents` (row i of the embeddings is contents[i]) from scored `pairs`.
 
     With `check`, only pairs it accepts become edges, and only the edges the grouping would use
-    (kept copy -> duplicate) are checked: a rejected edge is removed and the grouping redone,
-    until every edge used has been accepted. `verdicts` (keyed by row pair) explain members.
+    (centre -> member) are checked: a rejected edge is removed and the grouping redone, until
+    every edge used has been accepted. `verdicts` (keyed by row pair) explain members.
     """
     key = keep_key(policy)
     files_in_order = [
         sorted(group.files, key=lambda f, i=info: key(f, i))
         for group, info in zip(contents, infos, strict=True)
     ]
-    visit = sorted(range(len(contents)), key=lambda i: key(files_in_order[i][0], infos[i]))
+    best_first = sorted(range(len(contents)), key=lambda i: key(files_in_order[i][0], infos[i]))
+    rank = np.empty(len(contents), dtype=np.int64)
+    rank[best_first] = np.arange(len(contents))
     strong = pairs.score >= threshold
     candidates = Pairs(pairs.left[strong], pairs.right[strong], pairs.score[strong])
     accepted = np.ones(len(candidates), dtype=bool)
@@ -106,9 +114,13 @@ def build_groups(
             candidates.left[accepted], candidates.right[accepted], candidates.score[accepted]
         )
         slots = np.flatnonzero(accepted)
-        keeper = _star_assignment(len(contents), visit, usable)
+        rejected = ~accepted & known
+        conflicts = Pairs(
+            candidates.left[rejected], candidates.right[rejected], candidates.score[rejected]
+        )
+        centre = _star_assignment(len(contents), _central_first(usable, rank), usable, conflicts)
         in_use = [
-            keeper[b] == a or keeper[a] == b
+            centre[b] == a or centre[a] == b
             for a, b in zip(usable.left.tolist(), usable.right.tolist(), strict=True)
         ]
         used = slots[np.array(in_use, dtype=bool)] if in_use else slots
@@ -129,51 +141,76 @@ def build_groups(
         )
     )
     members: dict[int, list[int]] = {}
-    for unit in visit:
-        if keeper[unit] != unit:
-            members.setdefault(keeper[unit], []).append(unit)
+    for unit, hub in enumerate(centre):
+        members.setdefault(hub, []).append(unit)
     groups: list[Group] = []
-    for unit in visit:
-        if keeper[unit] != unit:
-            continue
-        info = infos[unit]
-        keep_file, *identical = files_in_order[unit]
-        duplicates = [_member(file, info, 1.0, exact=True) for file in identical]
-        for other in members.get(unit, []):
+    for hub, units in members.items():
+        if len(units) == 1 and len(files_in_order[hub]) == 1:
+            continue  # a lone image
+        kept_unit = min(units, key=lambda unit: rank[unit])
+        keep_file, *identical = files_in_order[kept_unit]
+        duplicates = [
+            _member(file, infos[kept_unit], 1.0, True, keep_file.path) for file in identical
+        ]
+        centre_path = files_in_order[hub][0].path
+        for unit in units:
+            if unit == kept_unit:
+                continue
+            # Each member was matched against the centre; the centre itself against the kept copy.
+            other = kept_unit if unit == hub else hub
             edge = (min(unit, other), max(unit, other))
             verdict = verdicts.get(edge) if verdicts is not None else None
+            matched = keep_file.path if unit == hub else centre_path
             duplicates.extend(
                 replace(
-                    _member(file, infos[other], min(score_of[edge], 1.0), exact=False),
+                    _member(file, infos[unit], min(score_of[edge], 1.0), False, matched),
                     verdict=verdict,
                 )
-                for file in files_in_order[other]
+                for file in files_in_order[unit]
             )
-        if duplicates:
-            duplicates.sort(key=lambda m: (not m.exact, -m.score, m.path))
-            groups.append(
-                Group(keep=_member(keep_file, info, 1.0, exact=True), duplicates=tuple(duplicates))
-            )
+        duplicates.sort(key=lambda m: (not m.exact, -m.score, m.path))
+        keep = _member(keep_file, infos[kept_unit], 1.0, True, keep_file.path)
+        groups.append(Group(keep=keep, duplicates=tuple(duplicates)))
     groups.sort(key=lambda g: (-len(g.duplicates), g.keep.path))
     return groups
 
 
-def _star_assignment(count: int, visit: Sequence[int], pairs: Pairs) -> list[int]:
-    """keeper[i]: the kept image of i's group (i itself for a kept or lone image).
+def _central_first(pairs: Pairs, rank: np.ndarray) -> list[int]:
+    """Rows ordered by their sum of pair scores, largest first, then by keep `rank`."""
+    centrality = np.zeros(len(rank), dtype=np.float64)
+    np.add.at(centrality, pairs.left, pairs.score.astype(np.float64))
+    np.add.at(centrality, pairs.right, pairs.score.astype(np.float64))
+    # Rounded so that the order of summation (input order) cannot change the order of visits.
+    return np.lexsort((rank, -np.round(centrality, 6))).tolist()
 
-    Images are visited best-to-keep first; each unplaced one keeps the unplaced images it is
-    paired with directly, so there is no chaining.
+
+def _star_assignment(count: int, visit: Sequence[int], pairs: Pairs, conflicts: Pairs) -> list[int]:
+    """centre[i]: the centre of i's group (i itself for a centre or a lone image).
+
+    Each unplaced image, in `visit` order, takes the unplaced images it is paired with directly,
+    so there is no chaining; an image is not taken into a group holding an image it was
+    verified not to be a copy of (two crops of one photo may both match it, two different
+    photos may not).
     """
+    position = np.empty(count, dtype=np.int64)
+    position[np.asarray(visit, dtype=np.int64)] = np.arange(len(visit))
     neighbours: list[list[int]] = [[] for _ in range(count)]
     for a, b in zip(pairs.left.tolist(), pairs.right.tolist(), strict=True):
         neighbours[a].append(b)
         neighbours[b].append(a)
-    keeper = [-1] * count
+    apart: list[set[int]] = [set() for _ in range(count)]
+    for a, b in zip(conflicts.left.tolist(), conflicts.right.tolist(), strict=True):
+        apart[a].add(b)
+        apart[b].add(a)
+    centre = [-1] * count
     for unit in visit:
-        if keeper[unit] >= 0:
+        if centre[unit] >= 0:
             continue
-        keeper[unit] = unit
-        for other in neighbours[unit]:
-            if keeper[other] < 0:
-                keeper[other] = unit
-    return keeper
+        centre[unit] = unit
+        group = {unit}
+        # In visit order, not input order, so that conflicts resolve the same way every time.
+        for other in sorted(neighbours[unit], key=lambda row: position[row]):
+            if centre[other] < 0 and not apart[other] & group:
+                centre[other] = unit
+                group.add(other)
+    return centre

@@ -1,10 +1,10 @@
 """Stage 7: the versioned JSON report, its CSV twin, and the terminal summary.
 
-Schema (version 2), documented in README.md:
-{"version": 2, "tool": "dedup-gpu 0.1.0", "created": ISO-8601, "model": name,
+Schema (version 3), documented in README.md:
+{"version": 3, "tool": "dedup-gpu 0.1.0", "created": ISO-8601, "model": name,
  "model_info": {...}, "threshold": float, "keep_policy": str, "device": str,
  "counts": {...}, "groups": [{"keep": {path, width, height, bytes, mtime},
- "duplicates": [{path, score, exact, verification, width, height, bytes, mtime}]}],
+ "duplicates": [{path, matched, score, exact, verification, width, height, bytes, mtime}]}],
  "verification": {mode, pairs_checked, pairs_rejected, seconds},
  "rejected_pairs": [{"paths": [a, b], "score", "verification": {...}}],
  "errors": [{"path", "reason"}], "timings_s": {...}}
@@ -31,7 +31,9 @@ from .errors import OutputError
 from .group import Group, Member
 from .records import FileError, Verdict
 
-REPORT_VERSION = 2  # 2: verification verdicts on duplicates, "verification", "rejected_pairs"
+# 2: verification verdicts on duplicates, "verification", "rejected_pairs"
+# 3: groups are centred on their most central image; each duplicate names the image it "matched"
+REPORT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ def _kept(member: Member) -> dict[str, Any]:
 def _duplicate(member: Member) -> dict[str, Any]:
     return {
         "path": member.path,
+        "matched": member.matched,
         "score": round(member.score, 6),
         "exact": member.exact,
         "verification": member.verdict.to_dict() if member.verdict else None,
@@ -163,7 +166,7 @@ def write_json(report: Report, path: str) -> None:
     _atomic_write(path, lambda out: json.dump(report.to_dict(), out, indent=2, ensure_ascii=False))
 
 
-CSV_COLUMNS = ("group", "role", "path", "score", "exact", "width", "height", "bytes")
+CSV_COLUMNS = ("group", "role", "path", "matched", "score", "exact", "width", "height", "bytes")
 
 
 def write_csv(report: Report, path: str) -> None:
@@ -175,7 +178,7 @@ def write_csv(report: Report, path: str) -> None:
         for number, group in enumerate(report.groups, start=1):
             keep = group.keep
             writer.writerow(
-                [number, "keep", keep.path, "", "", keep.width, keep.height, keep.bytes]
+                [number, "keep", keep.path, "", "", "", keep.width, keep.height, keep.bytes]
             )
             for member in group.duplicates:
                 writer.writerow(
@@ -183,6 +186,7 @@ def write_csv(report: Report, path: str) -> None:
                         number,
                         "duplicate",
                         member.path,
+                        member.matched,
                         f"{member.score:.6f}",
                         str(member.exact).lower(),
                         member.width,

@@ -80,14 +80,43 @@ def pairs_of(*triples: tuple[int, int, float]) -> Pairs:
 
 
 def test_groups_do_not_chain_through_intermediate_images() -> None:
-    # A~B and B~C, but A and C are not alike: C must not end up as a duplicate of A.
-    contents = [content("a.jpg"), content("b.jpg"), content("c.jpg")]
-    infos = [ImageInfo(400, 400), ImageInfo(300, 300), ImageInfo(200, 200)]
-    groups = build_groups(contents, infos, pairs_of((0, 1, 0.9), (1, 2, 0.9), (0, 2, 0.3)), 0.8)
+    # Six frames of a slow pan: each is alike only to the next one. Single-linkage clustering
+    # would put all six in one group; here every member matched its group's centre directly.
+    contents = [content(f"frame{i}.jpg") for i in range(6)]
+    infos = [ImageInfo(400 - 10 * i, 300) for i in range(6)]
+    chain = [(i, i + 1, 0.9) for i in range(5)]
+    groups = build_groups(contents, infos, pairs_of(*chain), 0.8)
 
-    assert [(g.keep.path, [m.path for m in g.duplicates]) for g in groups] == [("a.jpg", ["b.jpg"])]
+    paired = {frozenset((f"frame{a}.jpg", f"frame{b}.jpg")) for a, b, _ in chain}
+    assert len(groups) == 2
     for group in groups:
-        assert all(member.score >= 0.8 for member in group.duplicates)
+        centres = {m.matched for m in group.duplicates} - {group.keep.path}
+        assert len(centres) <= 1  # one centre (and possibly the centre matched to the kept copy)
+        for member in group.duplicates:
+            assert frozenset((member.path, member.matched)) in paired
+            assert member.score == pytest.approx(0.9)
+
+
+def test_the_original_is_the_centre_even_when_an_edited_copy_is_kept() -> None:
+    # A letterboxed copy has the most pixels, so it is kept; but a crop of the original only
+    # matches the original. Centred on the original, all three are one group, and the
+    # crop-to-letterbox pair is never even asked about.
+    contents = [content("original.jpg"), content("letterboxed.jpg"), content("crop.jpg")]
+    infos = [ImageInfo(400, 400), ImageInfo(712, 400), ImageInfo(200, 200)]
+    pairs = pairs_of((0, 1, 0.9), (0, 2, 0.7), (1, 2, 0.5))
+    asked: list[tuple[int, int]] = []
+
+    def check(batch: Pairs) -> np.ndarray:
+        asked.extend(zip(batch.left.tolist(), batch.right.tolist(), strict=True))
+        return np.array([(a, b) != (1, 2) for a, b in zip(batch.left, batch.right)], dtype=bool)
+
+    [group] = build_groups(contents, infos, pairs, 0.4, check=check)
+    assert group.keep.path == "letterboxed.jpg"
+    assert {(m.path, m.matched) for m in group.duplicates} == {
+        ("original.jpg", "letterboxed.jpg"),
+        ("crop.jpg", "original.jpg"),
+    }
+    assert sorted(asked) == [(0, 1), (0, 2)]
 
 
 def test_keep_policies_and_byte_identical_copies() -> None:

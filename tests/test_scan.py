@@ -80,7 +80,7 @@ def test_cli_reports_bad_files_and_exact_copies_and_exits_zero(
 
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["version"] == 2
+    assert report["version"] == 3
     assert report["model"] == "sscd-onnx"
     assert set(report) >= {"version", "model", "threshold", "counts", "groups", "errors"}
     errors = {os.path.basename(e["path"]): e["reason"] for e in report["errors"]}
@@ -93,12 +93,14 @@ def test_cli_reports_bad_files_and_exact_copies_and_exits_zero(
     assert group["keep"]["path"] == os.path.join("photos", "coffee.png")  # same size: shorter path
     [duplicate] = group["duplicates"]
     assert duplicate["exact"] is True and duplicate["score"] == 1.0
+    assert duplicate["matched"] == group["keep"]["path"]
     assert report["counts"]["exact_duplicates"] == 1
     assert report["counts"]["reclaimable_bytes"] == (photo_dir / "coffee.png").stat().st_size
     assert report["counts"]["errors"] == len(expected_errors)
 
     rows = list(csv.DictReader((tmp_path / "report.csv").open()))
     assert [row["role"] for row in rows] == ["keep", "duplicate"]
+    assert rows[1]["matched"] == rows[0]["path"]
     assert "duplicate groups" in result.output and "skipped with errors" in result.output
 
 
