@@ -175,16 +175,20 @@ class Thumbnail:
         return state
 
 
-def trim_padding(grey: np.ndarray, tolerance: int = 6) -> np.ndarray:
+def trim_padding(grey: np.ndarray, tolerance: int = 10, margin: int = 2) -> np.ndarray:
     """`grey` without uniform bands along its edges (letterbox bars, borders, frames), as long as
-    at least half of each side remains."""
+    at least half of each side remains. A line counts as padding when nearly all its pixels are
+    within `tolerance` of the band's colour (JPEG noise leaves a few off); where a band was
+    found, `margin` more lines go too, because compression rings along the band's inner edge."""
     height, width = grey.shape
 
     def band(lines: np.ndarray) -> int:
         """How many leading lines are one flat colour, the colour of the first line."""
         level = np.median(lines[0])
-        flat = (np.abs(lines.astype(np.int16) - level) <= tolerance).all(axis=1)
-        return int(np.argmin(flat)) if not flat.all() else len(flat)
+        off = np.abs(lines.astype(np.int16) - level) > tolerance
+        flat = off.mean(axis=1) <= 0.02
+        count = int(np.argmin(flat)) if not flat.all() else len(flat)
+        return count + margin if count else 0
 
     top, bottom = band(grey), band(grey[::-1])
     left, right = band(grey.T), band(grey.T[::-1])
@@ -231,9 +235,7 @@ def _keypoints(detection: tuple[np.ndarray, float]) -> _Keypoints:
 
 
 class _ThumbnailDataset(Dataset):
-    def __init__(
-        self, paths: Sequence[str], thumbnails: Sequence[bytes | None], max_pixels: int
-    ):
+    def __init__(self, paths: Sequence[str], thumbnails: Sequence[bytes | None], max_pixels: int):
         self.paths = list(paths)
         self.thumbnails = list(thumbnails)
         self.max_pixels = max_pixels
@@ -344,29 +346,41 @@ def _inverse(matrix: np.ndarray) -> np.ndarray:
 def alignments(a: Thumbnail, b: Thumbnail, settings: VerifySettings) -> list[_Alignment]:
     """Ways to map b's thumbnail onto a's worth comparing: the keypoint fits (plain and mirrored)
     and, for frames of the same shape, the whole frame stretched (for copies too small or too
-    blurred for keypoints)."""
+    blurred for keypoints). The mirror image is tried when the plain fit is weak."""
     found = []
     matrix, inliers = _fit_similarity(a.keypoints, b.keypoints, settings)
     if matrix is not None:
         found.append(_Alignment(matrix, "keypoints", inliers))
-    mirrored, mirrored_inliers = None, 0
+    best = inliers
     if matrix is None or inliers < settings.confident_inliers:
-        mirrored, mirrored_inliers = _fit_similarity(a.keypoints, b.mirrored, settings)
-    if mirrored is not None:
-        # b's mirrored keypoints live in the mirrored frame: unmirror first, then map.
-        unmirror = _mirror_matrix(b.shape[1])
-        found.append(_Alignment(_then(unmirror, mirrored), "keypoints-mirrored", mirrored_inliers))
+        mirrored = mirrored_alignment(a, b, settings)
+        best = max(best, mirrored.inliers)
+        if mirrored.matrix is not None:
+            found.append(mirrored)
     if not found and _same_aspect(a, b):
-        best = max(inliers, mirrored_inliers)
-        (ah, aw), (bh, bw) = a.shape, b.shape
-        stretch = np.array([[aw / bw, 0.0, 0.0], [0.0, ah / bh, 0.0]])
-        found.append(_Alignment(stretch, "whole-frame", best))
-        found.append(
-            _Alignment(_then(_mirror_matrix(bw), stretch), "whole-frame-mirrored", best)
-        )
+        found.extend(_whole_frame(a, b, best))
     if not found:
-        found.append(_Alignment(None, "none", max(inliers, mirrored_inliers)))
+        found.append(_Alignment(None, "none", best))
     return found
+
+
+def mirrored_alignment(a: Thumbnail, b: Thumbnail, settings: VerifySettings) -> _Alignment:
+    """The keypoint fit of b's mirror image onto a (matrix None when there is none)."""
+    matrix, inliers = _fit_similarity(a.keypoints, b.mirrored, settings)
+    if matrix is not None:
+        # b's mirrored keypoints live in the mirrored frame: unmirror first, then map.
+        matrix = _then(_mirror_matrix(b.shape[1]), matrix)
+    return _Alignment(matrix, "keypoints-mirrored", inliers)
+
+
+def _whole_frame(a: Thumbnail, b: Thumbnail, inliers: int = 0) -> list[_Alignment]:
+    """b's frame stretched onto a's, plain and mirrored."""
+    (ah, aw), (bh, bw) = a.shape, b.shape
+    stretch = np.array([[aw / bw, 0.0, 0.0], [0.0, ah / bh, 0.0]])
+    return [
+        _Alignment(stretch, "whole-frame", inliers),
+        _Alignment(_then(_mirror_matrix(bw), stretch), "whole-frame-mirrored", inliers),
+    ]
 
 
 def _same_aspect(a: Thumbnail, b: Thumbnail) -> bool:
@@ -388,9 +402,7 @@ def _on_canvas(
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     # Outside the image the border value is far below any grey level, so one warp gives both
     # the pixels and (where interpolation touched the border) which canvas pixels are covered.
-    pixels = cv2.warpAffine(
-        level, to_level, (canvas, canvas), flags=flags, borderValue=_OUTSIDE
-    )
+    pixels = cv2.warpAffine(level, to_level, (canvas, canvas), flags=flags, borderValue=_OUTSIDE)
     covered = (pixels >= 0).astype(np.float32)
     pixels = np.where(covered > 0, pixels, 0).astype(np.float32)
     return cv2.GaussianBlur(pixels, (0, 0), 1.0), covered
@@ -573,6 +585,26 @@ class Verifier:
                     )
                 else:
                     candidates.append((key, alignment))
+        self._compare(candidates)
+        # A plain fit strong enough that the mirror image was not tried may still be the wrong
+        # one (a symmetric subject, mirrored): pairs it left rejected get the mirrored fit too.
+        retry = []
+        for key in new:
+            verdict = self.verdicts[key]
+            if verdict.accepted or verdict.method != "keypoints":
+                continue
+            if verdict.inliers < self.settings.confident_inliers:
+                continue  # the mirror image was tried already
+            a, b = self._thumbnails[key[0]], self._thumbnails[key[1]]
+            mirrored = mirrored_alignment(a, b, self.settings)  # type: ignore[arg-type]
+            if mirrored.matrix is not None:
+                retry.append((key, mirrored))
+        self._compare(retry)
+        self.seconds += time.perf_counter() - started
+        return [self.verdicts[key] for key in keys]
+
+    def _compare(self, candidates: list[tuple[tuple[int, int], _Alignment]]) -> None:
+        """Block agreement per (pair, alignment); the most convincing verdict of a pair stands."""
         with progress_bars(self.progress and bool(candidates)) as bars:
             task = bars.add_task("verifying: comparing pairs", total=len(candidates))
             for start in range(0, len(candidates), 64):  # canvases of a chunk stay in cache
@@ -589,19 +621,21 @@ class Verifier:
                         alignment, agreement, blocks, document, self.settings
                     )
                     verdict = Verdict(
-                        accepted, alignment.method, alignment.inliers, agreement, blocks,
-                        document, reason,
+                        accepted,
+                        alignment.method,
+                        alignment.inliers,
+                        agreement,
+                        blocks,
+                        document,
+                        reason,
                     )
                     previous = self.verdicts.get(key)
-                    # Several alignments may be tried for one pair; the most convincing stands.
                     if previous is None or (verdict.accepted, verdict.agreement) > (
                         previous.accepted,
                         previous.agreement,
                     ):
                         self.verdicts[key] = verdict
                 bars.advance(task, len(chunk))
-        self.seconds += time.perf_counter() - started
-        return [self.verdicts[key] for key in keys]
 
     def _agreement(
         self, pairs: list[tuple[Thumbnail, Thumbnail, np.ndarray]]
@@ -638,9 +672,8 @@ class Verifier:
         Otherwise the embedding decides, at the stricter threshold used without verification."""
         agreement, blocks = 0.0, 0
         if _same_aspect(a, b):
-            (ah, aw), (bh, bw) = a.shape, b.shape
-            stretch = np.array([[aw / bw, 0.0, 0.0], [0.0, ah / bh, 0.0]])
-            agreement, blocks = block_agreement([(a, b, stretch)], self.settings, self.device)[0]
+            frames = [(a, b, alignment.matrix) for alignment in _whole_frame(a, b)]
+            agreement, blocks = max(block_agreement(frames, self.settings, self.device))
             if blocks >= self.settings.min_blocks and agreement < self.settings.plain_disagreement:
                 return Verdict(
                     False,
