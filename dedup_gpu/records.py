@@ -63,8 +63,8 @@ class Verdict:
     accepted: bool
     method: str  # "keypoints", "keypoints-mirrored", "whole-frame", "whole-frame-mirrored", "none"
     inliers: int  # keypoint matches consistent with the fitted transform
-    agreement: float  # share of informative blocks that agree after alignment, 0..1
-    blocks: int  # informative blocks compared
+    agreement: float  # share of informative blocks (text windows, documents) that agree, 0..1
+    blocks: int  # informative blocks compared (text windows for documents compared as text)
     document: bool  # both images look like paper documents (stricter rule)
     reason: str
 

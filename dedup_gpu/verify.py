@@ -44,10 +44,11 @@ ORB_FEATURES = 500  # matching cost grows with the square of this; 500 finds cro
 CANVAS = 192  # both images are sampled onto a CANVAS x CANVAS grid for the block comparison
 BLOCK = 16  # -> a 12 x 12 grid of blocks
 # Documents are compared in more detail: one changed value on a form is a different record, and
-# at 320 px a line of text is three pixels high.
+# at 320 px a line of text is three pixels high. At DOCUMENT_SIZE body text is about 8 px high.
 DOCUMENT_SIZE = 1024
-DOCUMENT_CANVAS = 512
-DOCUMENT_BLOCK = 16  # -> a 32 x 32 grid
+TEXT_WINDOW = 24  # px of the document rendering: two or three characters of body text
+TEXT_SHIFT = 3  # px each window may move either way: alignment error and paper warp
+STROKE = 9  # px; ink narrower than this is a stroke (text, rules, ticks), wider is a fill
 _OUTSIDE = -1e4
 
 
@@ -62,8 +63,9 @@ class VerifySettings:
     texture_std: float = 0.12  # block spread (in units of the image's own) that counts as detail
     one_sided_std: float = 0.35  # detail this strong on one side only is a disagreement
     photo_agreement: float = 0.8  # share of informative blocks that must agree, photos
-    document_agreement: float = 0.97  # ... documents: a changed field is a different record
-    document_screen: float = 0.8  # documents agreeing less on the coarse grid are not refined
+    document_screen: float = 0.8  # documents agreeing less than this on the block grid differ
+    text_residual: float = 0.5  # a text window differs when this share of its ink is unmatched
+    text_differences: int = 9  # documents with more differing text windows are other records
     whole_frame_agreement: float = 0.95  # ... when no keypoint fit was found (blur, tiny copies)
     min_blocks: int = 6  # fewer informative blocks than this: too little to judge
     min_keypoints: int = 30  # an image with fewer has too little detail for a keypoint verdict
@@ -118,16 +120,16 @@ class Thumbnail:
         # different padding they would make every block along the picture's edge disagree.
         self.grey = grey if self.document else trim_padding(grey)
         self.keypoints = _keypoints(self._detection_image(self.grey))
-        # A larger grey rendering, for documents only (see DOCUMENT_SIZE and add_detail).
-        self.detail: np.ndarray | None = None
+        # The pen strokes of a larger rendering, for documents only (see add_detail).
+        self.ink: np.ndarray | None = None
         self._mirrored: _Keypoints | None = None
-        self._pyramids: dict[bool, list[np.ndarray]] = {}
+        self._pyramid: list[np.ndarray] = []
 
     def add_detail(self, rgb: np.ndarray) -> None:
-        """The same image decoded larger, for the document comparison."""
+        """The same image decoded larger (DOCUMENT_SIZE), for the document comparison."""
         import cv2
 
-        self.detail = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        self.ink = ink_map(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -140,23 +142,18 @@ class Thumbnail:
             self._mirrored = _keypoints(self._detection_image(flipped))
         return self._mirrored
 
-    def image(self, detail: bool) -> np.ndarray:
-        return self.detail if detail and self.detail is not None else self.grey
-
-    def level(self, pixels_per_sample: float, detail: bool) -> tuple[np.ndarray, float]:
+    def level(self, pixels_per_sample: float) -> tuple[np.ndarray, float]:
         """The pyramid level (float32) whose pixels are about `pixels_per_sample` wide, so
         sampling it needs no further anti-aliasing, and that level's scale (level / image)."""
         import cv2
 
-        if detail not in self._pyramids:
-            pyramid = [self.image(detail).astype(np.float32)]
-            while min(pyramid[-1].shape) >= 16:
-                pyramid.append(cv2.pyrDown(pyramid[-1]))
-            self._pyramids[detail] = pyramid
-        pyramid = self._pyramids[detail]
+        if not self._pyramid:
+            self._pyramid = [self.grey.astype(np.float32)]
+            while min(self._pyramid[-1].shape) >= 16:
+                self._pyramid.append(cv2.pyrDown(self._pyramid[-1]))
         depth = int(np.floor(np.log2(max(pixels_per_sample, 1.0))))
-        depth = min(depth, len(pyramid) - 1)
-        return pyramid[depth], 0.5**depth
+        depth = min(depth, len(self._pyramid) - 1)
+        return self._pyramid[depth], 0.5**depth
 
     @staticmethod
     def _detection_image(grey: np.ndarray) -> tuple[np.ndarray, float]:
@@ -171,7 +168,7 @@ class Thumbnail:
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_pyramids"] = {}  # rebuilt on demand; keeps worker-to-main transfers small
+        state["_pyramid"] = []  # rebuilt on demand; keeps worker-to-main transfers small
         return state
 
 
@@ -222,6 +219,19 @@ def looks_like_document(rgb: np.ndarray) -> bool:
     grown = cv2.dilate(on_paper.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     broad = (off_paper & ~grown).sum() / off_paper.sum()
     return bool(broad < 0.35)
+
+
+def ink_map(grey: np.ndarray) -> np.ndarray:
+    """The pen strokes of a page (text, rules, ticks), uint8 0..255: a black-hat filter keeps dark
+    detail narrower than STROKE and drops the paper tone, shaded fills and header bars, which
+    rescanning lightens, darkens or binarises away. Scaled by its own strong strokes, so contrast
+    changes cancel."""
+    import cv2
+
+    blurred = cv2.GaussianBlur(grey.astype(np.float32), (0, 0), 1.0)
+    strokes = cv2.morphologyEx(blurred, cv2.MORPH_BLACKHAT, np.ones((STROKE, STROKE), np.uint8))
+    strong = max(float(np.percentile(strokes, 99.5)), 1.0)
+    return np.clip(strokes * (255.0 / strong), 0, 255).astype(np.uint8)
 
 
 def _keypoints(detection: tuple[np.ndarray, float]) -> _Keypoints:
@@ -389,14 +399,14 @@ def _same_aspect(a: Thumbnail, b: Thumbnail) -> bool:
 
 
 def _on_canvas(
-    image: Thumbnail, canvas_to_image: np.ndarray, canvas: int, detail: bool
+    image: Thumbnail, canvas_to_image: np.ndarray, canvas: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """`image` resampled onto the canvas through the affine map canvas -> image pixels, from the
     pyramid level that matches the sampling step, plus the mask of canvas pixels it covers."""
     import cv2
 
     step = float(np.sqrt(abs(np.linalg.det(canvas_to_image[:, :2]))))
-    level, scale = image.level(step, detail)
+    level, scale = image.level(step)
     to_level = canvas_to_image * scale
     to_level[:, 2] += 0.5 * scale - 0.5  # pixel centres of the coarser level
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
@@ -409,9 +419,9 @@ def _on_canvas(
 
 
 def _to_detail(image: Thumbnail) -> np.ndarray:
-    """The map from thumbnail pixels to detail-image pixels."""
-    detail = image.image(True)
-    sy, sx = detail.shape[0] / image.shape[0], detail.shape[1] / image.shape[1]
+    """The map from thumbnail pixels to the pixels of the document rendering."""
+    assert image.ink is not None
+    sy, sx = image.ink.shape[0] / image.shape[0], image.ink.shape[1] / image.shape[1]
     return np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5]])
 
 
@@ -420,13 +430,11 @@ def block_agreement(
     settings: VerifySettings,
     device: torch.device | str = "cpu",
     *,
-    detail: bool = False,
-    strict: bool | None = None,
+    strict: bool = False,
 ) -> list[tuple[float, int]]:
     """(share of informative blocks that agree, informative blocks) for each (a, b, b->a map).
 
-    `detail`: compare the documents' detail renderings on the finer grid. `strict` (default:
-    `detail`): detail on one side only counts as a difference, as it must for documents.
+    `strict`: detail on one side only counts as a difference, as it must for documents.
 
     The canvas spans the frame of the smaller image, so a crop is compared over the crop and a
     downscaled copy at its own resolution. Both images are sampled from the pyramid level that
@@ -435,23 +443,21 @@ def block_agreement(
     """
     if not pairs:
         return []
-    canvas, block = (DOCUMENT_CANVAS, DOCUMENT_BLOCK) if detail else (CANVAS, BLOCK)
+    canvas, block = CANVAS, BLOCK
     canvases, masks = [], []
     for a, b, b_to_a in pairs:
-        if detail:  # the same map between the detail images
-            b_to_a = _then(_then(_inverse(_to_detail(b)), b_to_a), _to_detail(a))
-        if b.image(detail).size <= a.image(detail).size:
+        if b.grey.size <= a.grey.size:
             target, other, target_to_other = b, a, b_to_a
         else:
             target, other, target_to_other = a, b, _inverse(b_to_a)
-        th, tw = target.image(detail).shape
+        th, tw = target.shape
         canvas_to_target = np.array([[tw / canvas, 0.0, 0.0], [0.0, th / canvas, 0.0]])
         canvas_to_target[:, 2] = [0.5 * tw / canvas - 0.5, 0.5 * th / canvas - 0.5]
         for image, matrix in (
             (target, canvas_to_target),
             (other, _then(canvas_to_target, target_to_other)),
         ):
-            pixels, mask = _on_canvas(image, matrix, canvas, detail)
+            pixels, mask = _on_canvas(image, matrix, canvas)
             canvases.append(pixels)
             masks.append(mask)
     stacked = torch.from_numpy(np.stack(canvases)).to(device)[:, None]
@@ -483,7 +489,6 @@ def block_agreement(
     # Photos: only detail on both sides is evidence. Detail on one side only is an overlay
     # (caption, banner, a padding bar against a picture) and a copy may carry those. Documents:
     # a field filled on one page and blank on the other is a different record, so it counts.
-    strict = detail if strict is None else strict
     informative = covered & (both | one_sided) if strict else covered & both
     agree = covered & both & (ncc >= settings.ncc_agree)
     counts = informative.flatten(1).sum(1).cpu().numpy()
@@ -494,24 +499,81 @@ def block_agreement(
     ]
 
 
+def text_differences(
+    pairs: Sequence[tuple[Thumbnail, Thumbnail, np.ndarray]],
+    settings: VerifySettings,
+    device: torch.device | str = "cpu",
+) -> list[tuple[int, int]]:
+    """(differing text windows, text windows) for each pair of documents (a, b, b->a map).
+
+    b's pen strokes are mapped onto a's document rendering, and each TEXT_WINDOW square with ink
+    on either side is compared at the best shift within TEXT_SHIFT pixels: a rescan's strokes
+    land on the same strokes (blurred, thickened or thinned), while another value in a field
+    leaves much of its ink unmatched wherever the window moves. Only windows that both pages
+    cover count. Block statistics are hand-written in torch because no library offers them.
+    """
+    import cv2
+
+    results = []
+    for a, b, b_to_a in pairs:
+        assert a.ink is not None and b.ink is not None
+        to_a = _then(_then(_inverse(_to_detail(b)), b_to_a), _to_detail(a))
+        height, width = a.ink.shape
+        mapped = cv2.warpAffine(
+            b.ink.astype(np.float32), to_a, (width, height), borderValue=_OUTSIDE
+        )
+        covered = torch.from_numpy((mapped >= 0).astype(np.float32)).to(device)[None, None]
+        ink_a = torch.from_numpy(a.ink.astype(np.float32) / 255.0).to(device)[None, None]
+        ink_b = torch.from_numpy(np.maximum(mapped, 0) / 255.0).to(device)[None, None]
+        padded = F.pad(ink_b, (TEXT_SHIFT,) * 4, mode="replicate")
+        unmatched = None
+        for dy in range(2 * TEXT_SHIFT + 1):
+            for dx in range(2 * TEXT_SHIFT + 1):
+                shifted = padded[..., dy : dy + height, dx : dx + width]
+                residual = F.avg_pool2d((ink_a - shifted).abs(), TEXT_WINDOW)
+                unmatched = residual if unmatched is None else torch.minimum(unmatched, residual)
+        assert unmatched is not None
+        ink = F.avg_pool2d(torch.maximum(ink_a, ink_b), TEXT_WINDOW)
+        inside = F.avg_pool2d(covered, TEXT_WINDOW) > 0.999
+        text = inside & (ink > 0.03)
+        differ = text & (unmatched > settings.text_residual * ink)
+        results.append((int(differ.sum()), int(text.sum())))
+    return results
+
+
+@dataclass
+class _Comparison:
+    agreement: float  # share of informative blocks (text windows for documents) that agree
+    blocks: int  # informative blocks or text windows compared
+    text: bool = False  # compared as text (documents that passed the block screen)
+
+
 def _decide(
     alignment: _Alignment,
-    agreement: float,
-    blocks: int,
+    comparison: _Comparison,
     document: bool,
     settings: VerifySettings,
 ) -> tuple[bool, str]:
+    agreement, blocks = comparison.agreement, comparison.blocks
     if blocks < settings.min_blocks:
         return False, f"too little detail to compare ({blocks} informative blocks)"
+    aligned = f"aligned by {alignment.method}"
+    if comparison.text:
+        differing = round((1.0 - agreement) * blocks)
+        allowed = settings.text_differences
+        counted = f"{differing} of {blocks} text windows differ (at most {allowed})"
+        if differing <= allowed:
+            return True, f"document: {aligned}, {counted}"
+        return False, f"document: {aligned}, {counted}"
     if alignment.method.startswith("whole-frame"):
         needed = settings.whole_frame_agreement
     else:
-        needed = settings.document_agreement if document else settings.photo_agreement
+        needed = settings.document_screen if document else settings.photo_agreement
     kind = "document" if document else "photo"
     share = f"{agreement:.0%} of {blocks} blocks agree"
-    if agreement >= needed:
-        return True, f"{kind}: aligned by {alignment.method}, {share} (need {needed:.0%})"
-    return False, f"{kind}: aligned by {alignment.method}, only {share} (need {needed:.0%})"
+    if agreement >= needed and not document:
+        return True, f"{kind}: {aligned}, {share} (need {needed:.0%})"
+    return False, f"{kind}: {aligned}, only {share} (need {needed:.0%})"
 
 
 class Verifier:
@@ -613,19 +675,15 @@ class Verifier:
                 scores = self._agreement(
                     [(a, b, al.matrix) for (a, b), (_, al) in zip(thumbs, chunk, strict=True)]
                 )
-                for (key, alignment), (a, b), (agreement, blocks) in zip(
-                    chunk, thumbs, scores, strict=True
-                ):
+                for (key, alignment), (a, b), comparison in zip(chunk, thumbs, scores, strict=True):
                     document = bool(a.document and b.document)  # type: ignore[union-attr]
-                    accepted, reason = _decide(
-                        alignment, agreement, blocks, document, self.settings
-                    )
+                    accepted, reason = _decide(alignment, comparison, document, self.settings)
                     verdict = Verdict(
                         accepted,
                         alignment.method,
                         alignment.inliers,
-                        agreement,
-                        blocks,
+                        comparison.agreement,
+                        comparison.blocks,
                         document,
                         reason,
                     )
@@ -637,32 +695,29 @@ class Verifier:
                         self.verdicts[key] = verdict
                 bars.advance(task, len(chunk))
 
-    def _agreement(
-        self, pairs: list[tuple[Thumbnail, Thumbnail, np.ndarray]]
-    ) -> list[tuple[float, int]]:
-        """Block agreement of each pair; pairs of documents at the finer document scale."""
+    def _agreement(self, pairs: list[tuple[Thumbnail, Thumbnail, np.ndarray]]) -> list[_Comparison]:
+        """Block agreement of each pair; pairs of documents that pass it, compared as text."""
         documents = [a.document and b.document for a, b, _ in pairs]
-        results: list[tuple[float, int]] = [(0.0, 0)] * len(pairs)
+        results = [_Comparison(0.0, 0)] * len(pairs)
         photos = [slot for slot, doc in enumerate(documents) if not doc]
         pages = [slot for slot, doc in enumerate(documents) if doc]
         found = block_agreement([pairs[slot] for slot in photos], self.settings, self.device)
-        for slot, result in zip(photos, found, strict=True):
-            results[slot] = result
-        # Most pairs of different pages already disagree on the coarse grid; only pairs that
-        # might pass are compared at the (about seven times dearer) document resolution.
+        for slot, (agreement, blocks) in zip(photos, found, strict=True):
+            results[slot] = _Comparison(agreement, blocks)
+        # Most pairs of different pages already disagree on the block grid; only pairs that
+        # might be one page are compared as text at the (dearer) document resolution.
         coarse = block_agreement(
             [pairs[slot] for slot in pages], self.settings, self.device, strict=True
         )
         close = []
-        for slot, result in zip(pages, coarse, strict=True):
-            results[slot] = result
-            if result[0] >= self.settings.document_screen:
+        for slot, (agreement, blocks) in zip(pages, coarse, strict=True):
+            results[slot] = _Comparison(agreement, blocks)
+            if agreement >= self.settings.document_screen:
                 close.append(slot)
-        fine = block_agreement(
-            [pairs[slot] for slot in close], self.settings, self.device, detail=True
-        )
-        for slot, result in zip(close, fine, strict=True):
-            results[slot] = result
+        fine = text_differences([pairs[slot] for slot in close], self.settings, self.device)
+        for slot, (differing, windows) in zip(close, fine, strict=True):
+            share = 1.0 - differing / windows if windows else 0.0
+            results[slot] = _Comparison(share, windows, text=True)
         return results
 
     def _plain_verdict(self, a: Thumbnail, b: Thumbnail, score: float, keypoints: int) -> Verdict:
