@@ -107,8 +107,9 @@ def test_the_original_is_the_centre_even_when_an_edited_copy_is_kept() -> None:
     asked: list[tuple[int, int]] = []
 
     def check(batch: Pairs) -> np.ndarray:
-        asked.extend(zip(batch.left.tolist(), batch.right.tolist(), strict=True))
-        return np.array([(a, b) != (1, 2) for a, b in zip(batch.left, batch.right)], dtype=bool)
+        keys = list(zip(batch.left.tolist(), batch.right.tolist(), strict=True))
+        asked.extend(keys)
+        return np.array([key != (1, 2) for key in keys], dtype=bool)
 
     [group] = build_groups(contents, infos, pairs, 0.4, check=check)
     assert group.keep.path == "letterboxed.jpg"
