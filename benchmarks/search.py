@@ -46,11 +46,15 @@ def main() -> None:
     found = set(zip(pairs.left.tolist(), pairs.right.tolist(), strict=True))
     recall = np.mean([(int(s), int(s) + 1) in found for s in sources])
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, faiss {faiss.__version__}, "
-          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
-    print(f"{args.n} x {args.dim} embeddings: find_pairs at {args.threshold} took "
-          f"{elapsed:.1f} s; {len(pairs)} pairs; planted-pair recall {recall:.1%}; "
-          f"peak RSS {peak_mb:.0f} MB")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, faiss {faiss.__version__}, "
+        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}"
+    )
+    print(
+        f"{args.n} x {args.dim} embeddings: find_pairs at {args.threshold} took "
+        f"{elapsed:.1f} s; {len(pairs)} pairs; planted-pair recall {recall:.1%}; "
+        f"peak RSS {peak_mb:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -110,9 +110,7 @@ def decode_image(
         raise DecodeError(f"corrupt image: {message}") from error
     if width < 1 or height < 1:
         raise DecodeError("image has no pixels")
-    return DecodedImage(
-        pixels=pixels, info=ImageInfo(width=width, height=height), thumbnail=small
-    )
+    return DecodedImage(pixels=pixels, info=ImageInfo(width=width, height=height), thumbnail=small)
 
 
 def _jpeg(image: Image.Image) -> bytes:

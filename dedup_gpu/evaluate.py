@@ -97,9 +97,7 @@ def build_benchmark(
             images.extend(copies)
             bars.advance(task)
         if lookalikes:
-            images.extend(
-                write_lookalikes(folder / "lookalikes", seed=seed, size=lookalike_size)
-            )
+            images.extend(write_lookalikes(folder / "lookalikes", seed=seed, size=lookalike_size))
             bars.advance(task)
     labels = [
         {"path": str(image.path.relative_to(folder)), **_label_fields(image)} for image in images
@@ -560,8 +558,14 @@ def write_outputs(evaluation: Evaluation, out: Path) -> dict[str, Path]:
             precision, recall = row.curve
             axes.plot(recall, precision, label=f"{row.name} (muAP {row.micro_ap:.3f})")
         elif row.kind == "pipeline":
-            axes.scatter([row.pair_recall], [row.pair_precision], marker="*", s=120,
-                         label=f"{row.name} (operating point)", zorder=3)
+            axes.scatter(
+                [row.pair_recall],
+                [row.pair_precision],
+                marker="*",
+                s=120,
+                label=f"{row.name} (operating point)",
+                zorder=3,
+            )
     axes.set_xlabel("recall (share of all true pairs)")
     axes.set_ylabel("precision")
     axes.set_xlim(0, 1.01)
@@ -583,8 +587,9 @@ def write_outputs(evaluation: Evaluation, out: Path) -> dict[str, Path]:
             bins = np.linspace(-0.2, 1.0, 61)
             for label, scores in row.histogram.items():
                 if scores:
-                    axes.hist(scores, bins=bins, alpha=0.5, label=f"{label} ({len(scores)})",
-                              log=True)
+                    axes.hist(
+                        scores, bins=bins, alpha=0.5, label=f"{label} ({len(scores)})", log=True
+                    )
             axes.axvline(row.threshold, color="k", linestyle="--", label="default threshold")
             axes.set_title(f"{row.name}: cosine scores of nearest-neighbour pairs")
             axes.legend(fontsize=7)

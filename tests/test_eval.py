@@ -66,8 +66,18 @@ def test_eval_on_a_tiny_folder_writes_results_that_agree_with_the_labels(tmp_pat
     out = tmp_path / "eval"
     result = CliRunner().invoke(
         app,
-        ["eval", str(originals), "--out", str(out), "-m", "sscd-onnx", "--lookalike-size",
-         "tiny", "--calibrate", "-q"],
+        [
+            "eval",
+            str(originals),
+            "--out",
+            str(out),
+            "-m",
+            "sscd-onnx",
+            "--lookalike-size",
+            "tiny",
+            "--calibrate",
+            "-q",
+        ],
     )
     assert result.exit_code == 0, result.output
     for name in ("results.md", "results.json", "precision_recall.png", "scores.png"):
