@@ -70,8 +70,8 @@ class VerifySettings:
     one_sided_std: float = 0.35  # detail this strong on one side only is a disagreement
     photo_agreement: float = 0.8  # share of informative blocks that must agree, photos
     document_screen: float = 0.8  # documents agreeing less than this on the block grid differ
-    text_residual: float = 0.5  # a text window differs when this share of its ink is unmatched
-    text_differences: int = 9  # documents with more differing text windows are other records
+    text_residual: float = 0.6  # a text window differs when this share of its ink is unmatched
+    text_differences: int = 3  # documents with more differing text windows are other records
     whole_frame_agreement: float = 0.95  # ... when no keypoint fit was found (blur, tiny copies)
     min_blocks: int = 6  # fewer informative blocks than this: too little to judge
     min_keypoints: int = 30  # an image with fewer has too little detail for a keypoint verdict
@@ -153,10 +153,11 @@ class Thumbnail:
         sampling it needs no further anti-aliasing, and that level's scale (level / image)."""
         import cv2
 
-        if not self._pyramid:
-            self._pyramid = [self.grey.astype(np.float32)]
-            while min(self._pyramid[-1].shape) >= 16:
-                self._pyramid.append(cv2.pyrDown(self._pyramid[-1]))
+        if not self._pyramid:  # built whole, then published: threads may ask at once
+            pyramid = [self.grey.astype(np.float32)]
+            while min(pyramid[-1].shape) >= 16:
+                pyramid.append(cv2.pyrDown(pyramid[-1]))
+            self._pyramid = pyramid
         depth = int(np.floor(np.log2(max(pixels_per_sample, 1.0))))
         depth = min(depth, len(self._pyramid) - 1)
         return self._pyramid[depth], 0.5**depth
@@ -482,21 +483,24 @@ def block_agreement(
     weight = ((covered[0::2, 0] > 0.99) & (covered[1::2, 0] > 0.99)).float()
 
     def pooled(values: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d((values * weight)[:, None], block)[:, 0]
+        return F.avg_pool2d(values[:, None], block)[:, 0]
 
-    # Each image is normalised by its own spread over the overlap, so a contrast change does not
-    # move blocks across the texture thresholds below.
-    area = weight.flatten(1).sum(1).clamp_min(1.0)[:, None, None]
-    for values in (x, y):
-        mean = (values * weight).flatten(1).sum(1)[:, None, None] / area
-        spread = (((values - mean) ** 2) * weight).flatten(1).sum(1)[:, None, None] / area
-        values.sub_(mean).div_(spread.sqrt().clamp_min(1.0))
-    coverage = F.avg_pool2d(weight[:, None], block)[:, 0]
+    weighted_x, weighted_y = x * weight, y * weight
+    coverage = pooled(weight)
     safe = coverage.clamp_min(1e-6)
-    mean_x, mean_y = pooled(x) / safe, pooled(y) / safe
-    std_x = (pooled(x * x) / safe - mean_x**2).clamp_min(0).sqrt()
-    std_y = (pooled(y * y) / safe - mean_y**2).clamp_min(0).sqrt()
-    ncc = (pooled(x * y) / safe - mean_x * mean_y) / (std_x * std_y).clamp_min(1e-6)
+    sum_x, sum_y = pooled(weighted_x), pooled(weighted_y)
+    sum_xx, sum_yy = pooled(weighted_x * x), pooled(weighted_y * y)
+    mean_x, mean_y = sum_x / safe, sum_y / safe
+    std_x = (sum_xx / safe - mean_x**2).clamp_min(0).sqrt()
+    std_y = (sum_yy / safe - mean_y**2).clamp_min(0).sqrt()
+    ncc = (pooled(weighted_x * y) / safe - mean_x * mean_y) / (std_x * std_y).clamp_min(1e-6)
+    # Block spreads in units of each image's own spread over the overlap (from the same block
+    # sums), so a contrast change does not move blocks across the texture thresholds below.
+    for sums, squares, std in ((sum_x, sum_xx, std_x), (sum_y, sum_yy, std_y)):
+        area = coverage.flatten(1).sum(1).clamp_min(1e-6)
+        mean = sums.flatten(1).sum(1) / area
+        spread = (squares.flatten(1).sum(1) / area - mean**2).clamp_min(0).sqrt()
+        std.div_(spread.clamp_min(1.0)[:, None, None])
     both = (std_x >= settings.texture_std) & (std_y >= settings.texture_std)
     # Detail on one side only (a filled-in field, an object that moved) is a disagreement;
     # faint texture on one side only is not (blur, JPEG smoothing).

@@ -82,6 +82,25 @@ def test_a_rescan_of_a_page_is_accepted_and_the_next_page_is_not(
     assert not following.accepted, following.reason
 
 
+def test_another_fill_of_a_form_is_rejected_and_its_own_rescan_is_not(
+    lookalikes: dict[str, Path],
+) -> None:
+    # Two fills of one template agree on nearly every block of the layout; only the filled-in
+    # values differ, and the text comparison must see them.
+    fills = sorted(
+        path
+        for name, path in lookalikes.items()
+        if name.startswith("forms_t0") and "__" not in name
+    )
+    rescan = next(p for name, p in lookalikes.items() if name.startswith(fills[0].stem + "__"))
+    own, other, rescan_and_other = _check([fills[0], rescan, fills[1]], [(0, 1), (0, 2), (1, 2)])
+    assert own.accepted and own.document, own.reason
+    assert "text windows differ" in own.reason
+    for verdict in (other, rescan_and_other):
+        assert not verdict.accepted, verdict.reason
+        assert verdict.document
+
+
 def test_a_plain_image_too_smooth_to_verify_falls_back_to_the_embedding_score(
     tmp_path: Path,
 ) -> None:
@@ -97,9 +116,7 @@ def test_a_plain_image_too_smooth_to_verify_falls_back_to_the_embedding_score(
     # The second check reuses the first verdict: a pair is judged once per scan.
     assert not low.accepted and not high.accepted
     fresh = verify.Verifier([str(tmp_path / "a.png"), str(tmp_path / "b.png")], workers=0)
-    assert fresh.check(Pairs(np.array([0]), np.array([1]), np.array([0.8], np.float32)))[
-        0
-    ].accepted
+    assert fresh.check(Pairs(np.array([0]), np.array([1]), np.array([0.8], np.float32)))[0].accepted
 
 
 def test_verify_on_without_opencv_is_an_argument_error(monkeypatch: pytest.MonkeyPatch) -> None:
