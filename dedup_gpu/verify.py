@@ -188,11 +188,15 @@ def trim_padding(grey: np.ndarray, tolerance: int = 10, margin: int = 2) -> np.n
 
     def band(lines: np.ndarray) -> int:
         """How many leading lines are one flat colour, the colour of the first line."""
-        lines = lines[: len(lines) // 2 + 1]  # more than half would not be trimmed anyway
-        level = np.median(lines[0])
-        off = np.abs(lines.astype(np.int16) - level) > tolerance
-        flat = off.mean(axis=1) <= 0.02
-        count = int(np.argmin(flat)) if not flat.all() else len(flat)
+        level = int(np.median(lines[0]))
+        allowed_off = 0.02 * lines.shape[1]
+        count = 0
+        # Line by line: most pictures have no padding and stop at the first line.
+        while count <= len(lines) // 2:  # more than half would not be trimmed anyway
+            off = np.count_nonzero(np.abs(lines[count].astype(np.int16) - level) > tolerance)
+            if off > allowed_off:
+                break
+            count += 1
         return count + margin if count else 0
 
     top, bottom = band(grey), band(grey[::-1])
@@ -218,7 +222,9 @@ def looks_like_document(rgb: np.ndarray) -> bool:
     on_paper = grey >= paper - 40
     if on_paper.mean() < 0.6:
         return False
-    chroma = rgb.max(axis=2) - rgb.min(axis=2)  # uint8: max >= min, so no wrap-around
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    # uint8 is safe: the largest channel is never below the smallest.
+    chroma = np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue)
     if (chroma > 60).mean() > 0.08:
         return False
     off_paper = ~on_paper
@@ -550,40 +556,25 @@ def text_differences(
         inside = F.avg_pool2d(covered, TEXT_WINDOW) > 0.999
         text = inside & (ink > 0.03)
         allowed = settings.text_residual * ink
-        # Most windows of a page match within a pixel; only the others are searched further
-        # (the best residual over all shifts is never above the best over the near ones).
-        near = _best_residual(ink_a, padded, range(-1, 2))
-        differ = text & (near > allowed)
+        # Most windows of a page match where they are; only the others are searched over
+        # shifts (the best residual over all shifts is never above the unshifted one).
+        in_place = F.avg_pool2d((ink_a - ink_b).abs(), TEXT_WINDOW)
+        differ = text & (in_place > allowed)
         rows, columns = torch.nonzero(differ[0, 0], as_tuple=True)
         if len(rows):
-            far = _best_residual(ink_a, padded, range(-TEXT_SHIFT, TEXT_SHIFT + 1), rows, columns)
-            differ[0, 0, rows, columns] = far > allowed[0, 0, rows, columns]
+            shifted = _best_shift_residual(ink_a, padded, rows, columns)
+            differ[0, 0, rows, columns] = shifted > allowed[0, 0, rows, columns]
         results.append((int(differ.sum()), int(text.sum())))
     return results
 
 
-def _best_residual(
-    ink_a: torch.Tensor,
-    padded_b: torch.Tensor,
-    shifts: range,
-    rows: torch.Tensor | None = None,
-    columns: torch.Tensor | None = None,
+def _best_shift_residual(
+    ink_a: torch.Tensor, padded_b: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor
 ) -> torch.Tensor:
-    """Mean absolute ink difference per TEXT_WINDOW window of `ink_a` ([1, 1, h, w]) against
-    `padded_b` (b padded by TEXT_SHIFT on every side), at the best shift in `shifts` either way;
-    all windows ([1, 1, h // W, w // W]), or only the windows at `rows`, `columns` ([n])."""
+    """Mean absolute ink difference of the TEXT_WINDOW windows of `ink_a` ([1, 1, h, w]) at
+    `rows`, `columns` ([n]) against `padded_b` (b padded by TEXT_SHIFT on every side), at the
+    best shift within TEXT_SHIFT pixels either way ([n])."""
     window, pad = TEXT_WINDOW, TEXT_SHIFT
-    if rows is None or columns is None:
-        height, width = ink_a.shape[-2:]
-        best = None
-        for dy in shifts:
-            for dx in shifts:
-                shifted = padded_b[..., pad + dy : pad + dy + height, pad + dx : pad + dx + width]
-                residual = F.avg_pool2d((ink_a - shifted).abs(), window)
-                best = residual if best is None else torch.minimum(best, residual)
-        assert best is not None
-        return best
-    # Just the listed windows, each with a margin of `pad` pixels of b around it.
     offsets = torch.arange(window, device=ink_a.device)
     margin = torch.arange(window + 2 * pad, device=ink_a.device)
     a_rows = (rows[:, None] * window + offsets)[:, :, None]
@@ -593,9 +584,9 @@ def _best_residual(
     patches_a = ink_a[0, 0][a_rows, a_columns]  # [n, window, window]
     patches_b = padded_b[0, 0][b_rows, b_columns]  # [n, window + 2 pad, window + 2 pad]
     best = None
-    for dy in shifts:
-        for dx in shifts:
-            shifted = patches_b[:, pad + dy : pad + dy + window, pad + dx : pad + dx + window]
+    for dy in range(2 * pad + 1):
+        for dx in range(2 * pad + 1):
+            shifted = patches_b[:, dy : dy + window, dx : dx + window]
             residual = (patches_a - shifted).abs().mean(dim=(1, 2))
             best = residual if best is None else torch.minimum(best, residual)
     assert best is not None
