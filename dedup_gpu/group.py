@@ -106,18 +106,13 @@ def build_groups(
     rank = np.empty(len(contents), dtype=np.int64)
     rank[best_first] = np.arange(len(contents))
     strong = pairs.score >= threshold
-    candidates = Pairs(pairs.left[strong], pairs.right[strong], pairs.score[strong])
+    candidates = pairs.select(strong)
     accepted = np.ones(len(candidates), dtype=bool)
     known = np.zeros(len(candidates), dtype=bool) if check else np.ones(len(candidates), bool)
     while True:
-        usable = Pairs(
-            candidates.left[accepted], candidates.right[accepted], candidates.score[accepted]
-        )
+        usable = candidates.select(accepted)
         slots = np.flatnonzero(accepted)
-        rejected = ~accepted & known
-        conflicts = Pairs(
-            candidates.left[rejected], candidates.right[rejected], candidates.score[rejected]
-        )
+        conflicts = candidates.select(~accepted)  # only a check turns a pair down
         centre = _star_assignment(len(contents), _central_first(usable, rank), usable, conflicts)
         in_use = [
             centre[b] == a or centre[a] == b
@@ -127,10 +122,7 @@ def build_groups(
         unchecked = used[~known[used]]
         if check is None or not len(unchecked):
             break
-        batch = Pairs(
-            candidates.left[unchecked], candidates.right[unchecked], candidates.score[unchecked]
-        )
-        accepted[unchecked] = check(batch)
+        accepted[unchecked] = check(candidates.select(unchecked))
         known[unchecked] = True
 
     score_of = dict(

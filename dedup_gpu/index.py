@@ -70,6 +70,10 @@ class Pairs:
     def __len__(self) -> int:
         return int(self.left.shape[0])
 
+    def select(self, which: np.ndarray) -> Pairs:
+        """The pairs at `which` (a boolean mask or row numbers)."""
+        return Pairs(self.left[which], self.right[which], self.score[which])
+
     @staticmethod
     def empty() -> Pairs:
         return Pairs(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32))
