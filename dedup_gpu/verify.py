@@ -120,8 +120,8 @@ class Thumbnail:
     def __init__(self, rgb: np.ndarray):
         import cv2
 
-        self.document = looks_like_document(rgb)
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        self.document = looks_like_document(rgb, grey)
         # Letterbox bars and solid frames are not content: compared against another copy's
         # different padding they would make every block along the picture's edge disagree.
         self.grey = grey if self.document else trim_padding(grey)
@@ -206,13 +206,14 @@ def trim_padding(grey: np.ndarray, tolerance: int = 10, margin: int = 2) -> np.n
     return np.ascontiguousarray(grey[top : height - bottom, left : width - right])
 
 
-def looks_like_document(rgb: np.ndarray) -> bool:
+def looks_like_document(rgb: np.ndarray, grey: np.ndarray | None = None) -> bool:
     """A paper page: mostly near-white paper, little colour, and the rest thin dark strokes
     (text, rules, boxes) rather than shaded areas. Text pages and forms, scanned or generated,
     pass; photos, including bright ones and objects on white, do not."""
     import cv2
 
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    if grey is None:  # `grey`: the same image in grey, when the caller has it already
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     # The 90th percentile from a histogram: a sort of every pixel costs more than the rest.
     paper = int(
         np.searchsorted(np.cumsum(np.bincount(grey.ravel(), minlength=256)), 0.9 * grey.size)
@@ -597,7 +598,7 @@ def _best_shift_residual(
 class _Comparison:
     agreement: float  # share of informative blocks (text windows for documents) that agree
     blocks: int  # informative blocks or text windows compared
-    text: bool = False  # compared as text (documents that passed the block screen)
+    differing: int | None = None  # text windows that differ; None unless compared as text
 
 
 def _decide(
@@ -610,11 +611,10 @@ def _decide(
     if blocks < settings.min_blocks:
         return False, f"too little detail to compare ({blocks} informative blocks)"
     aligned = f"aligned by {alignment.method}"
-    if comparison.text:
-        differing = round((1.0 - agreement) * blocks)
+    if comparison.differing is not None:
         allowed = settings.text_differences
-        counted = f"{differing} of {blocks} text windows differ (at most {allowed})"
-        if differing <= allowed:
+        counted = f"{comparison.differing} of {blocks} text windows differ (at most {allowed})"
+        if comparison.differing <= allowed:
             return True, f"document: {aligned}, {counted}"
         return False, f"document: {aligned}, {counted}"
     if alignment.method.startswith("whole-frame"):
@@ -802,7 +802,7 @@ class Verifier:
         fine = text_differences([pairs[slot] for slot in close], self.settings, self.device)
         for slot, (differing, windows) in zip(close, fine, strict=True):
             share = 1.0 - differing / windows if windows else 0.0
-            results[slot] = _Comparison(share, windows, text=True)
+            results[slot] = _Comparison(share, windows, differing)
         return results
 
     def _plain_verdict(self, a: Thumbnail, b: Thumbnail, score: float, keypoints: int) -> Verdict:
