@@ -75,23 +75,3 @@ def test_verification_block_statistics_on_cuda_match_the_cpu(tmp_path: Path) -> 
     assert on_gpu[0][1] == on_cpu[0][1]
     assert on_gpu[0][0] == pytest.approx(on_cpu[0][0], abs=0.02)
     assert on_gpu[0][0] >= settings.photo_agreement
-
-
-def test_document_text_comparison_on_cuda_matches_the_cpu(tmp_path: Path) -> None:
-    import random
-
-    from dedup_gpu import verify
-    from dedup_gpu.lookalikes import write_lookalikes
-    from dedup_gpu.synth import FAMILIES, load_rgb
-
-    [labelled, *_] = write_lookalikes(tmp_path, seed=0, size="tiny", sets=["pages"])
-    FAMILIES["rescan"].edit(load_rgb(labelled.path), random.Random(1)).save(tmp_path / "r.png")
-    a, b = verify.load_thumbnails([str(labelled.path), str(tmp_path / "r.png")], workers=0)
-    settings = verify.VerifySettings()
-    alignment = verify.alignments(a, b, settings)[0]
-    pair = [(a, b, alignment.matrix)]
-    on_cpu = verify.text_differences(pair, settings, "cpu")
-    on_gpu = verify.text_differences(pair, settings, "cuda")
-    assert on_gpu[0][1] == on_cpu[0][1] > 100
-    assert abs(on_gpu[0][0] - on_cpu[0][0]) <= 1
-    assert on_gpu[0][0] <= settings.text_differences

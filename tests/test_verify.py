@@ -101,6 +101,35 @@ def test_another_fill_of_a_form_is_rejected_and_its_own_rescan_is_not(
         assert verdict.document
 
 
+def test_a_form_scanned_to_black_and_white_is_still_its_own_record_only(
+    lookalikes: dict[str, Path], tmp_path: Path
+) -> None:
+    # Office scanners reduce text pages to pure black and white: light strokes vanish, dark ones
+    # thicken. The page must still match its own record and still not another fill.
+    fills = sorted(
+        path
+        for name, path in lookalikes.items()
+        if name.startswith("forms_t1") and "__" not in name
+    )
+    original = Image.open(fills[0]).convert("RGB")
+    scans = {"black and white": [], "grey": []}
+    for attempt in range(60):
+        scanned = np.asarray(FAMILIES["rescan"].edit(original, random.Random(attempt)))
+        kind = "black and white" if set(np.unique(scanned)) <= {0, 255} else "grey"
+        if len(scans[kind]) < 2:
+            path = tmp_path / f"scan{attempt}.png"
+            Image.fromarray(scanned).save(path)
+            scans[kind].append(path)
+    assert all(len(paths) == 2 for paths in scans.values())
+    copies = scans["black and white"] + scans["grey"]
+    paths = [fills[0], fills[1], *copies]
+    verdicts = _check(paths, [(0, 2 + i) for i in range(4)] + [(1, 2 + i) for i in range(4)])
+    for own in verdicts[:4]:
+        assert own.accepted and own.document, own.reason
+    for other in verdicts[4:]:
+        assert not other.accepted, other.reason
+
+
 def test_a_plain_image_too_smooth_to_verify_falls_back_to_the_embedding_score(
     tmp_path: Path,
 ) -> None:
