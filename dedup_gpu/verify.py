@@ -55,6 +55,12 @@ DOCUMENT_SIZE = 1024
 TEXT_WINDOW = 24  # px of the document rendering: two or three characters of body text
 TEXT_TOLERANCE = 1  # px a stroke may be from the other page's ink once aligned (resampling)
 MIN_TEXT_STROKES = 8  # sure-stroke pixels (both sides) that make a window worth comparing
+TEMPLATE_SIZE = 96  # px, longest side of the larger picture when searching for a crop in it
+TEMPLATE_MIN_SHARE = 0.2  # smallest share of the larger picture's area searched for a crop
+TEMPLATE_PEAK = 0.6  # correlation at search size worth refining
+# ... and at thumbnail size before the blocks are compared: a crop scores 0.90-0.99 (eval); two
+# smooth pictures can place one inside the other at 0.75 and still agree block by block.
+TEMPLATE_MATCH = 0.9
 REFINE_SCALE = 0.25  # alignment is refined on strokes shrunk this much: as precise, 4x cheaper
 STROKE = 9  # px; ink narrower than this is a stroke (text, rules, ticks), wider is a fill
 _OUTSIDE = -1e4
@@ -135,6 +141,7 @@ class Thumbnail:
         self.keypoints = _keypoints(self._detection_image(self.grey))
         # The pen strokes of a larger rendering, for documents only (see add_detail).
         self.ink: np.ndarray | None = None
+        self.shrunk_ink: np.ndarray | None = None  # float32, REFINE_SCALE, for refine_alignment
         self._mirrored: _Keypoints | None = None
         self._pyramid: list[np.ndarray] = []
 
@@ -143,6 +150,7 @@ class Thumbnail:
         import cv2
 
         self.ink = ink_map(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        self.shrunk_ink = _shrunk(self.ink)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -417,6 +425,57 @@ def _whole_frame(a: Thumbnail, b: Thumbnail, inliers: int = 0) -> list[_Alignmen
     ]
 
 
+def template_alignment(a: Thumbnail, b: Thumbnail) -> _Alignment:
+    """Where the smaller picture sits inside the larger, found by normalised cross-correlation
+    over scales (OpenCV's matchTemplate): for crops too smooth or too repetitive for keypoints
+    (an apple on a plain ground, a brick wall). Searched with the larger picture TEMPLATE_SIZE
+    wide, then refined at thumbnail size; matrix None when no placement correlates well."""
+    import cv2
+
+    swapped = b.grey.size > a.grey.size
+    large, small = (b, a) if swapped else (a, b)
+    (lh, lw), (sh, sw) = large.shape, small.shape
+    k = TEMPLATE_SIZE / max(lh, lw)
+    searched = cv2.resize(large.grey, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+    best = (-1.0, 0.0, (0, 0))
+    # The smaller picture's share of the larger one's area: a crop keeps 20% of it or more.
+    for share in np.geomspace(1.0, TEMPLATE_MIN_SHARE, 24):
+        scale = float(np.sqrt(share * lh * lw / (sh * sw)))
+        size = (round(sw * scale * k), round(sh * scale * k))
+        if size[0] > searched.shape[1] or size[1] > searched.shape[0] or min(size) < 8:
+            continue
+        template = cv2.resize(small.grey, size, interpolation=cv2.INTER_AREA)
+        if template.std() < 2.0:
+            continue
+        found = cv2.matchTemplate(searched, template, cv2.TM_CCOEFF_NORMED)
+        _, peak, _, corner = cv2.minMaxLoc(found)
+        if peak > best[0]:
+            best = (float(peak), scale, corner)
+    peak, scale, corner = best
+    if peak < TEMPLATE_PEAK:
+        return _Alignment(None, "template", 0)
+    # Refine at thumbnail size: a few nearby scales, within a few pixels of the coarse spot.
+    reach = int(np.ceil(1 / k)) + 2
+    refined = (-1.0, scale, (corner[0] / k, corner[1] / k))
+    for factor in (0.97, 0.985, 1.0, 1.015, 1.03):
+        size = (round(sw * scale * factor), round(sh * scale * factor))
+        left = max(0, round(corner[0] / k) - reach)
+        top = max(0, round(corner[1] / k) - reach)
+        window = large.grey[top : top + size[1] + 2 * reach, left : left + size[0] + 2 * reach]
+        if size[0] > window.shape[1] or size[1] > window.shape[0] or min(size) < 8:
+            continue
+        template = cv2.resize(small.grey, size, interpolation=cv2.INTER_AREA)
+        _, peak, _, spot = cv2.minMaxLoc(cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED))
+        if peak > refined[0]:
+            refined = (float(peak), scale * factor, (left + spot[0], top + spot[1]))
+    peak, scale, (x, y) = refined
+    if peak < TEMPLATE_MATCH:
+        return _Alignment(None, "template", 0)
+    small_to_large = np.array([[scale, 0.0, x], [0.0, scale, y]])
+    matrix = _inverse(small_to_large) if swapped else small_to_large
+    return _Alignment(matrix, "template", 0)
+
+
 def _same_aspect(a: Thumbnail, b: Thumbnail) -> bool:
     (ah, aw), (bh, bw) = a.shape, b.shape
     return abs(np.log((aw / ah) / (bw / bh))) < 0.05
@@ -559,7 +618,7 @@ def _text_windows(
 
     assert a.ink is not None and b.ink is not None
     to_a = _then(_then(_inverse(_to_detail(b)), b_to_a), _to_detail(a))
-    to_a = refine_alignment(a.ink, b.ink, to_a)
+    to_a = refine_alignment(a, b, to_a)
     height, width = a.ink.shape
     mapped = cv2.warpAffine(b.ink, to_a, (width, height), borderValue=0)
     covered = cv2.warpAffine(
@@ -589,38 +648,41 @@ def _text_windows(
     return int(differ.sum()), int(text.sum())
 
 
-def refine_alignment(ink_a: np.ndarray, ink_b: np.ndarray, b_to_a: np.ndarray) -> np.ndarray:
+def _shrunk(ink: np.ndarray) -> np.ndarray:
+    """Strokes averaged down by REFINE_SCALE and blurred a little: smooth enough for ECC."""
+    import cv2
+
+    small = cv2.resize(
+        ink.astype(np.float32), None, fx=REFINE_SCALE, fy=REFINE_SCALE, interpolation=cv2.INTER_AREA
+    )
+    return cv2.GaussianBlur(small, (0, 0), 0.75)
+
+
+def refine_alignment(a: Thumbnail, b: Thumbnail, b_to_a: np.ndarray) -> np.ndarray:
     """`b_to_a` (2 x 3, document pixels) corrected to a fraction of a pixel: the keypoint fit
     comes from 320 px thumbnails, a few pixels off at DOCUMENT_SIZE, while telling strokes apart
     needs them within one. OpenCV's ECC (enhanced correlation coefficient) fits the remaining
-    affine error on the strokes blurred and shrunk by REFINE_SCALE; where it does not converge
-    (mostly different pages) the keypoint fit stands."""
+    affine error on the strokes shrunk by REFINE_SCALE; where it does not converge (mostly
+    different pages) the keypoint fit stands."""
     import cv2
 
-    height, width = ink_a.shape
-    mapped = cv2.warpAffine(ink_b, b_to_a, (width, height))
-
-    def shrunk(ink: np.ndarray) -> np.ndarray:
-        blurred = cv2.GaussianBlur(ink.astype(np.float32), (0, 0), 0.75 / REFINE_SCALE)
-        return cv2.resize(
-            blurred, None, fx=REFINE_SCALE, fy=REFINE_SCALE, interpolation=cv2.INTER_AREA
-        )
-
+    assert a.shrunk_ink is not None and b.shrunk_ink is not None
+    # Pixel centres at full size x and shrunk u relate as x = k u + (k - 1) / 2, k = 1 / scale.
+    k = 1.0 / REFINE_SCALE
+    to_full = np.array([[k, 0.0, (k - 1) / 2], [0.0, k, (k - 1) / 2]])
+    shrunk_b_to_a = _then(_then(to_full, b_to_a), _inverse(to_full))
+    height, width = a.shrunk_ink.shape
+    mapped = cv2.warpAffine(b.shrunk_ink, shrunk_b_to_a, (width, height))
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-4)
     identity = np.eye(2, 3, dtype=np.float32)
     try:
         _, warp = cv2.findTransformECC(
-            shrunk(ink_a), shrunk(mapped), identity, cv2.MOTION_AFFINE, criteria, None, 1
+            a.shrunk_ink, mapped, identity, cv2.MOTION_AFFINE, criteria, None, 1
         )
     except cv2.error:
         return b_to_a
-    # ECC's warp takes a pixel u of a (shrunk) to the pixel of mapped b that matches it. Pixel
-    # centres relate as x = k u + (k - 1) / 2 with k = 1 / REFINE_SCALE, which gives the warp at
-    # full size.
-    k = 1.0 / REFINE_SCALE
-    linear, shift = warp[:, :2].astype(np.float64), warp[:, 2].astype(np.float64)
-    full_shift = k * shift + (k - 1) / 2 * (1 - linear.sum(axis=1))
-    a_to_mapped = np.hstack([linear, full_shift[:, None]])
+    # ECC's warp takes a pixel of a to the pixel of mapped b that matches it (shrunk).
+    a_to_mapped = _then(_then(_inverse(to_full), warp.astype(np.float64)), to_full)
     return _then(b_to_a, _inverse(a_to_mapped))
 
 
@@ -773,6 +835,29 @@ class Verifier:
             if alignment.matrix is not None
         ]
         self._compare(retry)
+        # Crops too smooth or too repetitive for keypoints get one more try: the smaller picture
+        # searched for inside the larger. Pages are left out (a form's other fill would be
+        # found), and so are pairs a strong keypoint fit already placed.
+        still_rejected = [
+            key
+            for key in new
+            if not self.verdicts[key].accepted
+            and not self.verdicts[key].document
+            and self.verdicts[key].inliers < self.settings.confident_inliers
+            and self._thumbnails[key[0]] is not None
+            and self._thumbnails[key[1]] is not None
+        ]
+        placed = self._map(
+            lambda key: template_alignment(self._thumbnails[key[0]], self._thumbnails[key[1]]),
+            still_rejected,
+        )
+        self._compare(
+            [
+                (key, alignment)
+                for key, alignment in zip(still_rejected, placed, strict=True)
+                if alignment.matrix is not None
+            ]
+        )
 
     def _compare(self, candidates: list[tuple[tuple[int, int], _Alignment]]) -> None:
         """Block agreement per (pair, alignment); the most convincing verdict of a pair stands."""

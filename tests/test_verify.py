@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import skimage_photo
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 from typer.testing import CliRunner
 
 from dedup_gpu import verify
@@ -24,16 +24,32 @@ from dedup_gpu.synth import FAMILIES, load_rgb
 TRUE_EDITS = ("crop", "rotate", "caption", "banner", "jpeg", "mirror", "downscale", "colour")
 
 
-def _check(paths: list[Path], pairs: list[tuple[int, int]]) -> list[verify.Verdict]:
+def _check(
+    paths: list[Path], pairs: list[tuple[int, int]], score: float = 0.9
+) -> list[verify.Verdict]:
     checker = verify.Verifier([str(p) for p in paths], workers=0)
     left, right = zip(*pairs, strict=True)
     return checker.check(
         Pairs(
             np.array(left, dtype=np.int64),
             np.array(right, dtype=np.int64),
-            np.full(len(pairs), 0.9, dtype=np.float32),
+            np.full(len(pairs), score, dtype=np.float32),
         )
     )
+
+
+def _soft_picture(seed: int) -> Image.Image:
+    """Blurred discs on a gradient: no corners, so no keypoints."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:300, 0:400]
+    ground = np.stack([60 + 120 * y / 300, 60 + 120 * x / 400, 60 + 60 * (x + y) / 700], axis=-1)
+    picture = Image.fromarray(ground.astype(np.uint8))
+    draw = ImageDraw.Draw(picture)
+    for _ in range(3):
+        cx, cy, r = rng.uniform(80, 320), rng.uniform(60, 240), rng.uniform(40, 90)
+        colour = tuple(int(c) for c in rng.uniform(60, 230, 3))
+        draw.ellipse((cx - r, cy - 0.9 * r, cx + r, cy + 0.9 * r), fill=colour)
+    return picture.filter(ImageFilter.GaussianBlur(6))
 
 
 @pytest.mark.parametrize("photo", ["chelsea.png", "coffee.png", "astronaut.png"])
@@ -128,6 +144,18 @@ def test_a_form_scanned_to_black_and_white_is_still_its_own_record_only(
         assert own.accepted and own.document, own.reason
     for other in verdicts[4:]:
         assert not other.accepted, other.reason
+
+
+def test_a_crop_too_smooth_for_keypoints_is_found_inside_its_original(tmp_path: Path) -> None:
+    # The embedding score is below the fallback threshold: only verification can join them.
+    original, other = tmp_path / "soft.png", tmp_path / "other.png"
+    _soft_picture(0).save(original)
+    _soft_picture(1).save(other)
+    crop = tmp_path / "crop.jpg"
+    _soft_picture(0).crop((150, 90, 370, 270)).save(crop, quality=85)
+    found, unrelated = _check([original, crop, other], [(0, 1), (2, 1)], score=0.4)
+    assert found.accepted and found.method == "template", found.reason
+    assert not unrelated.accepted, unrelated.reason
 
 
 def test_a_plain_image_too_smooth_to_verify_falls_back_to_the_embedding_score(
