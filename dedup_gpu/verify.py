@@ -442,38 +442,46 @@ def template_alignment(a: Thumbnail, b: Thumbnail) -> _Alignment:
     for share in np.geomspace(1.0, TEMPLATE_MIN_SHARE, 24):
         scale = float(np.sqrt(share * lh * lw / (sh * sw)))
         size = (round(sw * scale * k), round(sh * scale * k))
-        if size[0] > searched.shape[1] or size[1] > searched.shape[0] or min(size) < 8:
-            continue
-        template = cv2.resize(small.grey, size, interpolation=cv2.INTER_AREA)
-        if template.std() < 2.0:
-            continue
-        found = cv2.matchTemplate(searched, template, cv2.TM_CCOEFF_NORMED)
-        _, peak, _, corner = cv2.minMaxLoc(found)
-        if peak > best[0]:
-            best = (float(peak), scale, corner)
+        found = _placement(searched, small.grey, size)
+        if found is not None and found[0] > best[0]:
+            best = (found[0], scale, found[1])
     peak, scale, corner = best
     if peak < TEMPLATE_PEAK:
         return _Alignment(None, "template", 0)
     # Refine at thumbnail size: a few nearby scales, within a few pixels of the coarse spot.
     reach = int(np.ceil(1 / k)) + 2
+    left = max(0, round(corner[0] / k) - reach)
+    top = max(0, round(corner[1] / k) - reach)
     refined = (-1.0, scale, (corner[0] / k, corner[1] / k))
     for factor in (0.97, 0.985, 1.0, 1.015, 1.03):
         size = (round(sw * scale * factor), round(sh * scale * factor))
-        left = max(0, round(corner[0] / k) - reach)
-        top = max(0, round(corner[1] / k) - reach)
         window = large.grey[top : top + size[1] + 2 * reach, left : left + size[0] + 2 * reach]
-        if size[0] > window.shape[1] or size[1] > window.shape[0] or min(size) < 8:
-            continue
-        template = cv2.resize(small.grey, size, interpolation=cv2.INTER_AREA)
-        _, peak, _, spot = cv2.minMaxLoc(cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED))
-        if peak > refined[0]:
-            refined = (float(peak), scale * factor, (left + spot[0], top + spot[1]))
+        found = _placement(window, small.grey, size)
+        if found is not None and found[0] > refined[0]:
+            spot = found[1]
+            refined = (found[0], scale * factor, (left + spot[0], top + spot[1]))
     peak, scale, (x, y) = refined
     if peak < TEMPLATE_MATCH:
         return _Alignment(None, "template", 0)
     small_to_large = np.array([[scale, 0.0, x], [0.0, scale, y]])
     matrix = _inverse(small_to_large) if swapped else small_to_large
     return _Alignment(matrix, "template", 0)
+
+
+def _placement(
+    image: np.ndarray, picture: np.ndarray, size: tuple[int, int]
+) -> tuple[float, tuple[int, int]] | None:
+    """(correlation, top-left corner) of `picture` resized to `size` (w, h) where it best fits
+    inside `image`; None when it does not fit, is too small, or is flat (nothing to correlate)."""
+    import cv2
+
+    if size[0] > image.shape[1] or size[1] > image.shape[0] or min(size) < 8:
+        return None
+    template = cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
+    if template.std() < 2.0:
+        return None
+    _, peak, _, corner = cv2.minMaxLoc(cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED))
+    return float(peak), corner
 
 
 def _same_aspect(a: Thumbnail, b: Thumbnail) -> bool:
@@ -823,18 +831,7 @@ class Verifier:
             and self.verdicts[key].method == "keypoints"
             and self.verdicts[key].inliers >= self.settings.confident_inliers
         ]
-        mirrored = self._map(
-            lambda key: mirrored_alignment(
-                self._thumbnails[key[0]], self._thumbnails[key[1]], self.settings
-            ),
-            strong_but_rejected,
-        )
-        retry = [
-            (key, alignment)
-            for key, alignment in zip(strong_but_rejected, mirrored, strict=True)
-            if alignment.matrix is not None
-        ]
-        self._compare(retry)
+        self._compare_realigned(strong_but_rejected, mirrored_alignment)
         # Crops too smooth or too repetitive for keypoints get one more try: the smaller picture
         # searched for inside the larger. Pages are left out (a form's other fill would be
         # found), and so are pairs a strong keypoint fit already placed.
@@ -847,14 +844,23 @@ class Verifier:
             and self._thumbnails[key[0]] is not None
             and self._thumbnails[key[1]] is not None
         ]
-        placed = self._map(
-            lambda key: template_alignment(self._thumbnails[key[0]], self._thumbnails[key[1]]),
-            still_rejected,
+        self._compare_realigned(still_rejected, lambda a, b, _: template_alignment(a, b))
+
+    def _compare_realigned(
+        self,
+        keys: list[tuple[int, int]],
+        align: Callable[[Thumbnail, Thumbnail, VerifySettings], _Alignment],
+    ) -> None:
+        """Pairs aligned once more by `align` (on the thread pool) and compared where it found
+        a fit; a verdict only changes if the new one is better."""
+        found = self._map(
+            lambda key: align(self._thumbnails[key[0]], self._thumbnails[key[1]], self.settings),
+            keys,
         )
         self._compare(
             [
                 (key, alignment)
-                for key, alignment in zip(still_rejected, placed, strict=True)
+                for key, alignment in zip(keys, found, strict=True)
                 if alignment.matrix is not None
             ]
         )
