@@ -263,7 +263,7 @@ def _rank_figures(ranking: Ranking) -> dict[str, Any]:
 
 
 def _knn_pairs(embeddings: np.ndarray) -> Pairs:
-    return SimilarityIndex(embeddings).pairs_above(-1.0, k=RANKING_K)
+    return SimilarityIndex.exact(embeddings).pairs_above(-1.0, k=RANKING_K)
 
 
 def _paths_of_groups(groups) -> list[list[str]]:

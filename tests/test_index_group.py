@@ -5,12 +5,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from dedup_gpu.errors import BadArgumentError, OutputError
 from dedup_gpu.group import KeepPolicy, build_groups
-from dedup_gpu.index import Pairs, find_pairs, nearest_neighbour_scores
+from dedup_gpu.index import (
+    Pairs,
+    SearchSettings,
+    SimilarityIndex,
+    default_nlist,
+    find_pairs,
+    nearest_neighbour_scores,
+)
 from dedup_gpu.records import ContentGroup, ImageFile, ImageInfo
 
 
@@ -156,3 +166,186 @@ def test_grouping_does_not_depend_on_input_order() -> None:
         return sorted((g.keep.path, tuple(sorted(m.path for m in g.duplicates))) for g in groups)
 
     assert summary(np.arange(len(contents))) == summary(rng.permutation(len(contents)))
+
+
+# Persistent, id-keyed and approximate (IVF) search.
+
+
+def copies_among_clusters(seed: int = 0, count: int = 3000, dim: int = 48) -> np.ndarray:
+    """Rows around 60 centres, with every fifth row followed by an edited copy of it (cosine
+    0.75 to 0.98): copies sit in their source's cluster, as real near-duplicates do."""
+    rng = np.random.default_rng(seed)
+    centres = unit_rows(rng.normal(size=(60, dim)))
+    rows = unit_rows(
+        centres[rng.integers(0, 60, count)] + rng.normal(scale=0.12, size=(count, dim))
+    )
+    sources = np.arange(0, count - 1, 5)
+    noise = rng.normal(size=(len(sources), dim))
+    noise -= np.sum(noise * rows[sources], axis=1, keepdims=True) * rows[sources]
+    cosine = rng.uniform(0.75, 0.98, len(sources))[:, None]
+    rows[sources + 1] = cosine * rows[sources] + np.sqrt(1 - cosine**2) * unit_rows(noise)
+    return unit_rows(rows)
+
+
+def pair_set(pairs: Pairs) -> set[tuple[int, int]]:
+    return set(zip(pairs.left.tolist(), pairs.right.tolist(), strict=True))
+
+
+IVF = SearchSettings(kind="ivf", nlist=32, nprobe=6)
+
+
+def test_ivf_finds_nearly_every_pair_and_only_real_ones() -> None:
+    embeddings = copies_among_clusters().astype(np.float16)  # as the catalog stores them
+    exact = brute_force(embeddings.astype(np.float32), 0.8)
+    assert len(exact) > 400
+
+    index = SimilarityIndex.build(embeddings, settings=IVF)
+    pairs = index.pairs_above(0.8)
+
+    assert index.kind == "ivf"
+    assert index.describe() == {"kind": "ivf", "nlist": 32, "nprobe": 6, "trained_on": 2048}
+    found = pair_set(pairs)
+    assert found <= exact  # a listed pair is a real one
+    assert len(found & exact) >= 0.99 * len(exact)
+    wide = embeddings.astype(np.float32)
+    real = np.sum(wide[pairs.left] * wide[pairs.right], axis=1)
+    np.testing.assert_allclose(pairs.score, real, atol=1e-3)  # fp16 codes decode exactly
+    # One list probed misses pairs whose rows were filed apart: the settings are in effect.
+    one_list = SimilarityIndex.build(embeddings, settings=replace(IVF, nprobe=1))
+    assert len(one_list.pairs_above(0.8)) < len(found)
+
+
+@pytest.mark.parametrize("kind", ["exact", "ivf"])
+def test_pairs_come_back_in_the_ids_the_rows_were_given(kind: str) -> None:
+    embeddings = copies_among_clusters(seed=1)
+    ids = np.random.default_rng(1).permutation(len(embeddings)) * 7 + 1000
+    index = SimilarityIndex.build(embeddings, ids, settings=replace(IVF, kind=kind, nprobe=32))
+
+    pairs = index.pairs_above(0.9)
+    expected = {tuple(sorted((int(ids[a]), int(ids[b])))) for a, b in brute_force(embeddings, 0.9)}
+    assert pair_set(pairs) == expected
+    assert np.all(pairs.left < pairs.right)
+    scores, found = index.knn(embeddings[:3], 1)
+    assert found[:, 0].tolist() == ids[:3].tolist()
+    np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["exact", "ivf"])
+def test_a_saved_index_loads_and_finds_the_same_pairs(kind: str, tmp_path: Path) -> None:
+    embeddings = copies_among_clusters(seed=2).astype(np.float16)
+    ids = np.arange(len(embeddings), dtype=np.int64) + 10**12  # ids need not be row numbers
+    index = SimilarityIndex.build(embeddings, ids, settings=replace(IVF, kind=kind))
+    before = index.pairs_above(0.85)
+    path = tmp_path / "search.faiss"
+    index.save(str(path))
+    index.save(str(path))  # replacing an existing file
+
+    loaded = SimilarityIndex.load(str(path))  # no embeddings: rows are read back from the index
+    after = loaded.pairs_above(0.85)
+
+    assert [p.name for p in tmp_path.iterdir()] == ["search.faiss"]  # no temporary file left
+    assert loaded.kind == kind and len(loaded) == len(embeddings)
+    assert pair_set(after) == pair_set(before) and len(before) > 300
+    np.testing.assert_allclose(after.score, before.score, atol=1e-6)
+    if kind == "ivf":
+        assert loaded.describe() == {"kind": "ivf", "nlist": 32, "nprobe": 6, "trained_on": None}
+        assert SimilarityIndex.load(str(path), nprobe=32).describe()["nprobe"] == 32
+
+
+def test_saving_where_it_cannot_be_written_and_loading_junk_are_typed_errors(
+    tmp_path: Path,
+) -> None:
+    index = SimilarityIndex.build(unit_rows(np.eye(3, 8, dtype=np.float32) + 0.1))
+    with pytest.raises(OutputError):
+        index.save(str(tmp_path / "missing-folder" / "search.faiss"))
+    (tmp_path / "junk.faiss").write_bytes(b"not an index")
+    with pytest.raises(BadArgumentError):
+        SimilarityIndex.load(str(tmp_path / "junk.faiss"))
+    with pytest.raises(BadArgumentError):
+        SimilarityIndex.load(str(tmp_path / "absent.faiss"))
+
+
+@pytest.mark.parametrize("kind", ["exact", "ivf"])
+@pytest.mark.parametrize("reload", [False, True])
+def test_added_rows_are_found_and_removed_rows_are_not(
+    kind: str, reload: bool, tmp_path: Path
+) -> None:
+    embeddings = copies_among_clusters(seed=3)
+    expected = brute_force(embeddings, 0.9)
+    first, later = embeddings[:2000], embeddings[2000:]
+    index = SimilarityIndex.build(first, settings=replace(IVF, kind=kind, nprobe=32))
+    if reload:  # the catalog's path: later rows go into an index read from disk
+        index.save(str(tmp_path / "search.faiss"))
+        index = SimilarityIndex.load(str(tmp_path / "search.faiss"))
+    assert pair_set(index.pairs_above(0.9)) == {p for p in expected if p[1] < 2000}
+
+    index.add(later, np.arange(2000, len(embeddings)))
+    assert len(index) == len(embeddings)
+    assert pair_set(index.pairs_above(0.9)) == expected
+
+    source, copy = min(p for p in expected if p[0] >= 2000)  # both arrived later
+    index.remove(np.array([copy, 5, 10**9]))  # an id never added is ignored
+    remaining = {p for p in expected if not {copy, 5} & set(p)}
+    assert len(index) == len(embeddings) - 2
+    assert pair_set(index.pairs_above(0.9)) == remaining
+    # Searching with given queries: the removed copy is no longer a match for its source.
+    pairs = index.pairs_above(0.9, queries=embeddings[[source]], query_ids=np.array([source]))
+    assert pair_set(pairs) == {p for p in remaining if source in p}
+
+
+def test_auto_picks_exact_below_the_row_limit_and_ivf_at_it() -> None:
+    embeddings = copies_among_clusters(seed=4, count=2000)
+    settings = SearchSettings(nlist=16, ivf_min_rows=2000)
+    assert settings.resolve(1999) == "exact" and settings.resolve(2000) == "ivf"
+    assert SimilarityIndex.build(embeddings[:1999], settings=settings).kind == "exact"
+    assert SimilarityIndex.build(embeddings, settings=settings).kind == "ivf"
+    assert SearchSettings(kind="exact").resolve(10**9) == "exact"
+    assert SearchSettings(kind="ivf").resolve(10) == "ivf"
+    # The default list count: a power of two near 4 sqrt(N), with >= 39 training rows per list.
+    assert [default_nlist(n) for n in (0, 100, 2000, 10**6)] == [1, 2, 32, 4096]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"kind": "hnsw"},
+        {"kind": "IVF"},
+        {"nprobe": 0},
+        {"nlist": 0},
+        {"ivf_min_rows": -1},
+    ],
+)
+def test_bad_search_settings_are_refused_with_a_hint(settings: dict) -> None:
+    with pytest.raises(BadArgumentError) as caught:
+        SearchSettings(**settings)
+    assert caught.value.hint
+
+
+def test_too_many_lists_for_the_rows_is_refused() -> None:
+    with pytest.raises(BadArgumentError):
+        SimilarityIndex.build(copies_among_clusters(count=100), settings=replace(IVF, nlist=200))
+
+
+@pytest.mark.parametrize("kind", ["exact", "ivf"])
+def test_float16_rows_and_queries_give_the_float32_answer(kind: str) -> None:
+    halves = copies_among_clusters(seed=5).astype(np.float16)
+    settings = replace(IVF, kind=kind, nprobe=32)  # every list: the same pairs as exact search
+    from_halves = SimilarityIndex.build(halves, settings=settings)
+    from_floats = SimilarityIndex.build(halves.astype(np.float32), settings=settings)
+
+    by_rows = from_halves.pairs_above(0.9)
+    by_queries = from_halves.pairs_above(
+        0.9, queries=halves[:1500], query_ids=np.arange(1500), chunk=256
+    )
+    expected = brute_force(halves.astype(np.float32), 0.9)
+    assert pair_set(by_rows) == pair_set(from_floats.pairs_above(0.9)) == expected
+    assert pair_set(by_queries) == {p for p in expected if p[0] < 1500}
+    np.testing.assert_allclose(by_rows.score, from_floats.pairs_above(0.9).score, atol=1e-6)
+
+
+def test_find_pairs_can_search_approximately_and_stays_in_row_numbers() -> None:
+    embeddings = copies_among_clusters(seed=6)
+    ids = np.arange(len(embeddings))
+    exact = find_pairs(embeddings, 0.9)
+    approximate = find_pairs(embeddings, 0.9, search=replace(IVF, nprobe=32))
+    assert pair_set(exact) == pair_set(approximate) == brute_force(embeddings[ids], 0.9)
