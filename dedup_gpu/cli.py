@@ -1,4 +1,4 @@
-"""The `dedup-gpu` command line: scan, models, demo, eval.
+"""The `dedup-gpu` command line: scan, index, groups, check, models, demo, eval.
 
 Every DedupError becomes one `error:` line plus a hint (exit status 2); anything unexpected
 becomes one line too (exit status 1). --debug shows the full traceback instead.
@@ -67,8 +67,61 @@ ModelOption = Annotated[
         "first SSCD model that runs here without a download.",
     ),
 ]
+SearchKindOption = Annotated[
+    str,
+    typer.Option(
+        "--index",
+        help="Similarity search: exact, ivf (approximate, for millions of images) or auto "
+        "(ivf from a size measured in docs/benchmarks.md).",
+    ),
+]
+NprobeOption = Annotated[
+    int | None,
+    typer.Option(help="IVF lists searched per query (more: higher recall, slower)."),
+]
+ThresholdOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Cosine score at or above which two "
+        "images are duplicates; default: the model's calibrated value."
+    ),
+]
+KeepOption = Annotated[
+    KeepPolicy,
+    typer.Option(
+        help="Which copy of a group to keep: largest (most "
+        "pixels, then bytes, then shortest path), oldest or newest."
+    ),
+]
+VerifyOption = Annotated[
+    VerifyMode,
+    typer.Option(
+        help="Re-check candidate pairs with keypoints and aligned comparison before grouping "
+        "(auto: when OpenCV is installed)."
+    ),
+]
+CatalogOption = Annotated[
+    Path, typer.Option("--catalog", "-c", help="Catalog folder (created by `dedup-gpu index`).")
+]
+WorkersOption = Annotated[
+    int | None, typer.Option(help="Decoding worker processes (default: CPU count, at most 8).")
+]
+JsonOutOption = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Write the JSON report here.")
+]
+CsvOutOption = Annotated[Path | None, typer.Option("--csv", help="Write a CSV report here.")]
+PathsArgument = Annotated[
+    list[str] | None, typer.Argument(help="Image files and folders (searched recursively).")
+]
+FromListOption = Annotated[str | None, typer.Option(help="Text file of paths, one a line.")]
+WeightsOption = Annotated[str | None, typer.Option(help="Local weights file for the model.")]
+BatchSizeOption = Annotated[int, typer.Option(help="Images per model batch.")]
+MaxPixelsOption = Annotated[
+    int, typer.Option(help="Skip images with more pixels than this (decompression-bomb guard).")
+]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or group list.")]
 DebugOption = Annotated[bool, typer.Option(help="Show full tracebacks.")]
+MAX_PIXELS = 178_956_970  # data.DEFAULT_MAX_PIXELS, spelled out so --help needs no torch import
 
 
 def _check_output_path(path: Path | None, flag: str) -> None:
@@ -86,6 +139,30 @@ def _check_output_path(path: Path | None, flag: str) -> None:
         raise BadArgumentError(f"{flag} {path}: cannot write in {existing}")
 
 
+def _search_settings(kind: str, nprobe: int | None):
+    """Checked here, before any work: an unknown --index or a bad --nprobe is refused at once."""
+    from .index import SearchSettings
+
+    return SearchSettings(kind=kind) if nprobe is None else SearchSettings(kind=kind, nprobe=nprobe)
+
+
+def _announce_model(encoder, model: str | None, device: str) -> None:
+    import torch
+
+    spec = encoder.spec
+    chosen = "" if model else " (default)"
+    err.print(
+        f"model: [bold]{spec.name}[/]{chosen} on {encoder.device}; {spec.description}",
+        highlight=False,
+    )
+    if device == "auto" and encoder.device.type == "cpu" and torch.cuda.is_available():
+        err.print(
+            f"note: {spec.name} runs on the CPU because onnxruntime has no CUDA provider here; "
+            "install onnxruntime-gpu or use --model sscd to run it on the GPU",
+            highlight=False,
+        )
+
+
 def _run_scan(
     paths: list[str],
     *,
@@ -100,24 +177,14 @@ def _run_scan(
     max_pixels: int,
     quiet: bool,
     verify: str = "auto",
+    against: list[str] | None = None,
+    search=None,
 ):
-    import torch
-
     from .pipeline import open_encoder, scan
 
     encoder = open_encoder(model, device, weights=weights, progress=not quiet)
     spec = encoder.spec
-    chosen = "" if model else " (default)"
-    err.print(
-        f"model: [bold]{spec.name}[/]{chosen} on {encoder.device}; {spec.description}",
-        highlight=False,
-    )
-    if device == "auto" and encoder.device.type == "cpu" and torch.cuda.is_available():
-        err.print(
-            f"note: {spec.name} runs on the CPU because onnxruntime has no CUDA provider here; "
-            "install onnxruntime-gpu or use --model sscd to run it on the GPU",
-            highlight=False,
-        )
+    _announce_model(encoder, model, device)
     from .verify import resolve_mode
 
     verifying = resolve_mode(verify)
@@ -156,6 +223,8 @@ def _run_scan(
         progress=not quiet,
         encoder=encoder,
         verify=verify,
+        against=against,
+        search=search,
     )
 
 
@@ -177,46 +246,29 @@ def _finish(result, *, out_json: Path | None, out_csv: Path | None, show: int, q
 
 @app.command()
 def scan(
-    paths: Annotated[
-        list[str] | None, typer.Argument(help="Image files and folders (searched recursively).")
-    ] = None,
-    from_list: Annotated[str | None, typer.Option(help="Text file of paths, one a line.")] = None,
+    paths: PathsArgument = None,
+    from_list: FromListOption = None,
     model: ModelOption = None,
-    weights: Annotated[str | None, typer.Option(help="Local weights file for the model.")] = None,
+    weights: WeightsOption = None,
     device: DeviceOption = "auto",
-    threshold: Annotated[
-        float | None,
+    against: Annotated[
+        list[str] | None,
         typer.Option(
-            help="Cosine score at or above which two "
-            "images are duplicates; default: the model's calibrated value."
+            help="A second set (files or folders, repeatable): report only copies between it "
+            "and PATHS, e.g. test images leaked into a training set."
         ),
     ] = None,
-    keep: Annotated[
-        KeepPolicy,
-        typer.Option(
-            help="Which copy of a group to keep: largest (most "
-            "pixels, then bytes, then shortest path), oldest or newest."
-        ),
-    ] = KeepPolicy.largest,
-    out_json: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write the JSON report here.")
-    ] = None,
-    out_csv: Annotated[Path | None, typer.Option("--csv", help="Write a CSV report here.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Images per model batch.")] = 64,
-    workers: Annotated[
-        int | None, typer.Option(help="Decoding worker processes (default: CPU count, at most 8).")
-    ] = None,
-    max_pixels: Annotated[
-        int, typer.Option(help="Skip images with more pixels than this (decompression-bomb guard).")
-    ] = 178_956_970,  # data.DEFAULT_MAX_PIXELS, spelled out so --help needs no torch import
+    threshold: ThresholdOption = None,
+    keep: KeepOption = KeepPolicy.largest,
+    out_json: JsonOutOption = None,
+    out_csv: CsvOutOption = None,
+    batch_size: BatchSizeOption = 64,
+    workers: WorkersOption = None,
+    max_pixels: MaxPixelsOption = MAX_PIXELS,
     show: Annotated[int, typer.Option(help="Groups to list on the terminal.")] = 10,
-    verify: Annotated[
-        VerifyMode,
-        typer.Option(
-            help="Re-check candidate pairs with keypoints and aligned comparison before grouping "
-            "(auto: when OpenCV is installed)."
-        ),
-    ] = VerifyMode.auto,
+    verify: VerifyOption = VerifyMode.auto,
+    index_kind: SearchKindOption = "auto",
+    nprobe: NprobeOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -239,8 +291,198 @@ def scan(
             max_pixels=max_pixels,
             quiet=quiet,
             verify=verify.value,
+            against=against,
+            search=_search_settings(index_kind, nprobe),
         )
         _finish(result, out_json=out_json, out_csv=out_csv, show=show, quiet=quiet)
+
+
+@app.command("index")
+def index_command(
+    catalog: CatalogOption,
+    paths: PathsArgument = None,
+    from_list: FromListOption = None,
+    model: ModelOption = None,
+    weights: WeightsOption = None,
+    device: DeviceOption = "auto",
+    batch_size: BatchSizeOption = 64,
+    workers: WorkersOption = None,
+    max_pixels: MaxPixelsOption = MAX_PIXELS,
+    thumbnails: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the ~15 KB thumbnail verification compares, so `groups` never decodes "
+            "the images again."
+        ),
+    ] = True,
+    index_kind: SearchKindOption = "auto",
+    nprobe: NprobeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Add images to a catalog: embed only new or changed files, forget deleted ones."""
+    from .ingest import index_catalog
+
+    with reported_errors(debug):
+        if not paths and not from_list:
+            raise BadArgumentError(
+                "no images given", hint="dedup-gpu index FOLDER [FOLDER...] --catalog DIR"
+            )
+        run = index_catalog(
+            paths or [],
+            catalog,
+            from_list=from_list,
+            model=model,
+            weights=weights,
+            device=device,
+            batch_size=batch_size,
+            workers=workers,
+            max_pixels=max_pixels,
+            thumbnails=thumbnails,
+            search=_search_settings(index_kind, nprobe),
+            progress=not quiet,
+        )
+        if as_json:
+            out.print_json(json.dumps(run.to_dict()))
+            return
+        if not quiet:
+            for error in run.errors[:10]:
+                out.print(
+                    f"[yellow]skipped[/] {error.path}: {error.reason}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            if len(run.errors) > 10:
+                out.print(f"... and {len(run.errors) - 10} more skipped files")
+        table = Table(title=f"catalog {catalog} ({run.model})", show_header=False)
+        table.add_column(style="bold")
+        table.add_column(justify="right")
+        embedded = run.added + run.changed - run.failed
+        rate = embedded / run.seconds if run.seconds else 0.0
+        for label, value in (
+            ("new images", run.added),
+            ("changed (embedded again)", run.changed),
+            ("deleted (forgotten)", run.forgotten),
+            ("unchanged (not read)", run.unchanged),
+            ("skipped with errors", run.failed),
+            ("images in the catalog", run.images),
+        ):
+            table.add_row(label, f"{value:,}")
+        search = run.search.get("kind", "none")
+        if search == "ivf":
+            search += f" ({run.search.get('nlist')} lists, nprobe {run.search.get('nprobe')})"
+        table.add_row("search index", search)
+        table.add_row("time", f"{run.seconds:.1f} s ({rate:,.1f} images/s embedded)")
+        out.print(table)
+
+
+@app.command("groups")
+def groups_command(
+    catalog: CatalogOption,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            help="Another catalog (same model): report only copies between the two catalogs."
+        ),
+    ] = None,
+    threshold: ThresholdOption = None,
+    keep: KeepOption = KeepPolicy.largest,
+    out_json: JsonOutOption = None,
+    out_csv: CsvOutOption = None,
+    verify: VerifyOption = VerifyMode.auto,
+    index_kind: SearchKindOption = "auto",
+    nprobe: NprobeOption = None,
+    device: DeviceOption = "auto",
+    workers: WorkersOption = None,
+    show: Annotated[int, typer.Option(help="Groups to list on the terminal.")] = 10,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """The duplicate report for a catalog, from its stored embeddings (no image is embedded)."""
+    from .pipeline import groups_from_catalog
+
+    with reported_errors(debug):
+        _check_output_path(out_json, "--out")
+        _check_output_path(out_csv, "--csv")
+        result = groups_from_catalog(
+            catalog,
+            against=against,
+            threshold=threshold,
+            keep=keep.value,
+            verify=verify.value,
+            search=_search_settings(index_kind, nprobe),
+            device=device,
+            workers=workers,
+            progress=not quiet,
+        )
+        _finish(result, out_json=out_json, out_csv=out_csv, show=show, quiet=quiet)
+
+
+# `check` exit statuses, for ingest scripts: 0 every image is new, 1 at least one duplicate,
+# 3 no duplicate but some image could not be read (2 is every other error, as elsewhere).
+EXIT_DUPLICATE = 1
+EXIT_UNREADABLE = 3
+
+
+@app.command("check")
+def check_command(
+    files: Annotated[list[str], typer.Argument(help="Images to check against the catalog.")],
+    catalog: CatalogOption,
+    add: Annotated[
+        bool, typer.Option(help="Store the images found to be new in the catalog.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per image on stdout (JSON lines).")
+    ] = False,
+    threshold: ThresholdOption = None,
+    top: Annotated[int, typer.Option(help="Best matches to list for each image.")] = 3,
+    verify: VerifyOption = VerifyMode.auto,
+    model: ModelOption = None,
+    weights: WeightsOption = None,
+    device: DeviceOption = "auto",
+    debug: DebugOption = False,
+) -> None:
+    """Is each image a copy of one already in the catalog? Exit status 1 if any is."""
+    from .ingest import check_images
+
+    with reported_errors(debug):
+        results = check_images(
+            files,
+            catalog,
+            add=add,
+            threshold=threshold,
+            verify=verify.value,
+            top=top,
+            model=model,
+            weights=weights,
+            device=device,
+        )
+        for result in results:
+            if as_json:
+                print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
+                continue
+            if result.verdict == "error":
+                out.print(
+                    f"[yellow]error[/]      {result.path}: {result.error}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                continue
+            added = " (added)" if result.added else ""
+            word = "[red]duplicate[/]" if result.verdict == "duplicate" else "[green]new[/]      "
+            out.print(f"{word}  {result.path}{added}", highlight=False, soft_wrap=True)
+            for match in result.matches:
+                kind = "exact" if match.exact else f"{match.score:.3f}"
+                mark = "copy of" if match.duplicate else "like   "
+                note = f" ({match.verification.reason})" if match.verification else ""
+                out.print(
+                    f"    {mark} {kind:>6}  {match.path}{note}", highlight=False, soft_wrap=True
+                )
+    if any(result.verdict == "duplicate" for result in results):
+        raise typer.Exit(EXIT_DUPLICATE)
+    if any(result.verdict == "error" for result in results):
+        raise typer.Exit(EXIT_UNREADABLE)
 
 
 @app.command()

@@ -19,6 +19,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
+from .exact import new_digest
 from .records import ImageInfo
 
 DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb error limit (2 x 89.5 MP)
@@ -49,11 +50,13 @@ def decode_image(
     *,
     keep_aspect: bool = False,
     thumbnail: int | None = None,
+    data: bytes | None = None,
 ) -> DecodedImage:
     """Decode `path` to RGB uint8, EXIF-oriented, resized to size x size when `size` is given
     (with `keep_aspect`, shrunk to fit inside size x size instead, never enlarged). With
     `thumbnail`, also a JPEG of the image shrunk to fit thumbnail x thumbnail, from the same
-    decode, so verification need not read the file again.
+    decode, so verification need not read the file again. With `data`, the file's bytes already
+    read (and hashed) by the caller are decoded instead of reading `path` again.
 
     JPEGs are decoded at a reduced DCT scale (Pillow's draft mode) when the target is much smaller,
     so a 24-megapixel photo costs little more than a small one. Alpha is composited on white, the
@@ -64,7 +67,7 @@ def decode_image(
             # --max-pixels is checked below; Pillow's own warning threshold (half its hard limit)
             # would only print noise for images the user chose to allow.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(path if data is None else io.BytesIO(data)) as image:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise DecodeError(
@@ -167,18 +170,24 @@ class Batch:
     heights: torch.Tensor
     failures: list[tuple[int, str]]
     thumbnails: list[bytes | None] = field(default_factory=list)  # aligned with indices
+    digests: list[str | None] = field(default_factory=list)  # aligned with indices, when asked
 
     def pin_memory(self) -> Batch:
         self.pixels = self.pixels.pin_memory()
         return self
 
 
-Item = tuple[int, torch.Tensor | None, ImageInfo | None, str | None, bytes | None]
+Item = tuple[int, torch.Tensor | None, ImageInfo | None, str | None, bytes | None, str | None]
+
+# Files up to this size are read once, hashed and decoded from memory; bigger ones (huge TIFFs)
+# are hashed as a stream and decoded from disk, so a worker never holds one whole in memory.
+WHOLE_READ_LIMIT = 64 << 20
 
 
 class ImageDataset(Dataset):
     """Decodes `paths[i]` to a uint8 CHW tensor of size x size (plus a JPEG thumbnail when
-    `thumbnail_size` is set); failures carry their reason."""
+    `thumbnail_size` is set, and the content hash of the bytes decoded when `digests` is set);
+    failures carry their reason."""
 
     def __init__(
         self,
@@ -186,26 +195,49 @@ class ImageDataset(Dataset):
         size: int,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         thumbnail_size: int | None = None,
+        digests: bool = False,
     ):
         self.paths = list(paths)
         self.size = size
         self.max_pixels = max_pixels
         self.thumbnail_size = thumbnail_size
+        self.digests = digests
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> Item:
+        path = self.paths[index]
         try:
+            data, digest = _read_and_hash(path) if self.digests else (None, None)
             decoded = decode_image(
-                self.paths[index], self.size, self.max_pixels, thumbnail=self.thumbnail_size
+                path, self.size, self.max_pixels, thumbnail=self.thumbnail_size, data=data
             )
         except DecodeError as error:
-            return index, None, None, str(error), None
+            return index, None, None, str(error), None, None
         except Exception as error:  # a decoder bug on one file must not end a million-file run
-            return index, None, None, f"cannot decode: {type(error).__name__}: {error}", None
+            reason = f"cannot decode: {type(error).__name__}: {error}"
+            return index, None, None, reason, None, None
         tensor = torch.from_numpy(decoded.pixels).permute(2, 0, 1).contiguous()
-        return index, tensor, decoded.info, None, decoded.thumbnail
+        return index, tensor, decoded.info, None, decoded.thumbnail, digest
+
+
+def _read_and_hash(path: str) -> tuple[bytes | None, str]:
+    """The file's bytes (None when too big to hold) and their content hash, from one read."""
+    digest = new_digest()
+    try:
+        with open(path, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size <= WHOLE_READ_LIMIT:
+                data = handle.read()
+                digest.update(data)
+                return data, digest.hexdigest()
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+            return None, digest.hexdigest()
+    except FileNotFoundError as error:
+        raise DecodeError("file disappeared during the scan") from error
+    except OSError as error:
+        raise DecodeError(f"cannot read file: {error.strerror or error}") from error
 
 
 def collate(items: list[Item]) -> Batch:
@@ -222,6 +254,7 @@ def collate(items: list[Item]) -> Batch:
         heights=torch.tensor([item[2].height for item in good], dtype=torch.int64),  # type: ignore[union-attr]
         failures=failures,
         thumbnails=[item[4] for item in good],
+        digests=[item[5] for item in good],
     )
 
 
@@ -243,9 +276,10 @@ def iterate_batches(
     pin_memory: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     thumbnail_size: int | None = None,
+    digests: bool = False,
 ) -> Iterator[Batch]:
     """Decode `paths` in worker processes and yield Batches in order."""
-    dataset = ImageDataset(paths, size, max_pixels, thumbnail_size)
+    dataset = ImageDataset(paths, size, max_pixels, thumbnail_size, digests)
     if workers is None:
         workers = default_workers()
     batches = -(-len(dataset) // batch_size)

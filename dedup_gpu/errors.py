@@ -42,6 +42,18 @@ class IndexBackendError(DedupError):
     """No usable FAISS build is installed."""
 
 
+class CatalogError(DedupError):
+    """A catalog folder that cannot be used: missing, damaged, or from a newer dedup-gpu."""
+
+
+class CatalogBusyError(CatalogError):
+    """Another process is writing to the catalog; a second writer is refused, never interleaved."""
+
+
+class CatalogModelMismatchError(CatalogError):
+    """The catalog's embeddings come from another model or preprocessing than this run's."""
+
+
 def first_line(error: BaseException) -> str:
     """The first line of an exception's message, or its type name when the message is empty."""
     text = str(error).strip()

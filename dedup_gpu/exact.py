@@ -19,11 +19,16 @@ _CHUNK = 1 << 20
 
 def content_digest(path: str) -> str:
     """BLAKE2b-256 of the file's bytes, as hex."""
-    digest = hashlib.blake2b(digest_size=32)
+    digest = new_digest()
     with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def new_digest() -> hashlib.blake2b:
+    """The content hash used everywhere (reports, catalogs): BLAKE2b-256."""
+    return hashlib.blake2b(digest_size=32)
 
 
 @dataclass

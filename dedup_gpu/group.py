@@ -151,20 +151,39 @@ def build_groups(
             # Each member was matched against the centre; the centre itself against the kept copy.
             other = kept_unit if unit == hub else hub
             edge = (min(unit, other), max(unit, other))
-            verdict = verdicts.get(edge) if verdicts is not None else None
             matched = keep_file.path if unit == hub else centre_path
             duplicates.extend(
-                replace(
-                    _member(file, infos[unit], min(score_of[edge], 1.0), False, matched),
-                    verdict=verdict,
+                _near_copies(
+                    files_in_order[unit], infos[unit], score_of[edge], matched, edge, verdicts
                 )
-                for file in files_in_order[unit]
             )
-        duplicates.sort(key=lambda m: (not m.exact, -m.score, m.path))
-        keep = _member(keep_file, infos[kept_unit], 1.0, True, keep_file.path)
-        groups.append(Group(keep=keep, duplicates=tuple(duplicates)))
-    groups.sort(key=lambda g: (-len(g.duplicates), g.keep.path))
-    return groups
+        groups.append(_group(keep_file, infos[kept_unit], duplicates))
+    return _largest_first(groups)
+
+
+def _near_copies(
+    files: Sequence[ImageFile],
+    info: ImageInfo,
+    score: float,
+    matched: str,
+    edge: tuple[int, int],
+    verdicts: dict[tuple[int, int], Verdict] | None,
+) -> list[Member]:
+    verdict = verdicts.get(edge) if verdicts is not None else None
+    return [
+        replace(_member(file, info, min(score, 1.0), False, matched), verdict=verdict)
+        for file in files
+    ]
+
+
+def _group(keep_file: ImageFile, keep_info: ImageInfo, duplicates: list[Member]) -> Group:
+    duplicates.sort(key=lambda m: (not m.exact, -m.score, m.path))
+    keep = _member(keep_file, keep_info, 1.0, True, keep_file.path)
+    return Group(keep=keep, duplicates=tuple(duplicates))
+
+
+def _largest_first(groups: list[Group]) -> list[Group]:
+    return sorted(groups, key=lambda g: (-len(g.duplicates), g.keep.path))
 
 
 def _central_first(pairs: Pairs, rank: np.ndarray) -> list[int]:
@@ -206,3 +225,113 @@ def _star_assignment(count: int, visit: Sequence[int], pairs: Pairs, conflicts: 
                 centre[other] = unit
                 group.add(other)
     return centre
+
+
+def cross_groups(
+    contents: Sequence[ContentGroup],
+    infos: Sequence[ImageInfo],
+    pairs: Pairs,
+    threshold: float,
+    policy: KeepPolicy = KeepPolicy.largest,
+    *,
+    reference_paths: set[str],
+    check: PairCheck | None = None,
+    verdicts: dict[tuple[int, int], Verdict] | None = None,
+) -> list[Group]:
+    """Copies across two sets (train/test leakage): one group per image of the reference set
+    (`reference_paths`, kept) holding the images of the other set that copy it.
+
+    Pairs within one set are ignored. A file byte-identical to a reference image joins it as an
+    exact copy; any other image joins its best-scoring reference match that `check` accepts
+    (the next best is tried when one is turned down), so a leak is reported once, never chained.
+    """
+    key = keep_key(policy)
+    reference_files = [
+        sorted(
+            (f for f in group.files if f.path in reference_paths), key=lambda f, i=info: key(f, i)
+        )
+        for group, info in zip(contents, infos, strict=True)
+    ]
+    query_files = [
+        sorted((f for f in group.files if f.path not in reference_paths), key=lambda f: f.path)
+        for group in contents
+    ]
+    is_reference = np.array([bool(files) for files in reference_files], dtype=bool)
+    pure_query = np.array(
+        [bool(q) and not r for q, r in zip(query_files, reference_files, strict=True)], dtype=bool
+    )
+    strong = pairs.score >= threshold
+    # Orient every cross pair as (query content, reference content).
+    forward = strong & pure_query[pairs.left] & is_reference[pairs.right]
+    backward = strong & pure_query[pairs.right] & is_reference[pairs.left]
+    queries = np.concatenate([pairs.left[forward], pairs.right[backward]])
+    targets = np.concatenate([pairs.right[forward], pairs.left[backward]])
+    scores = np.concatenate([pairs.score[forward], pairs.score[backward]])
+    target_rank = [
+        key(files[0], info) if files else ()
+        for files, info in zip(reference_files, infos, strict=True)
+    ]
+    options: dict[int, list[tuple[float, int]]] = {}
+    for query, target, score in zip(
+        queries.tolist(), targets.tolist(), scores.tolist(), strict=True
+    ):
+        options.setdefault(query, []).append((score, target))
+    for choices in options.values():
+        choices.sort(key=lambda choice: (-choice[0], target_rank[choice[1]]))
+    chosen = dict.fromkeys(options, 0)  # query content -> index into its options
+    accepted: dict[tuple[int, int], bool] = {}
+    while True:
+        unchecked = []
+        for query, position in chosen.items():
+            if position < len(options[query]):
+                target = options[query][position][1]
+                edge = (min(query, target), max(query, target))
+                if edge not in accepted:
+                    unchecked.append((edge, options[query][position][0]))
+        if not unchecked:
+            break
+        edges = list(dict.fromkeys(edge for edge, _ in unchecked))
+        edge_score = dict(unchecked)
+        if check is None:
+            results = [True] * len(edges)
+        else:
+            batch = Pairs(
+                np.array([a for a, _ in edges], dtype=np.int64),
+                np.array([b for _, b in edges], dtype=np.int64),
+                np.array([edge_score[edge] for edge in edges], dtype=np.float32),
+            )
+            results = check(batch).tolist()
+        accepted.update(zip(edges, results, strict=True))
+        for query, position in chosen.items():
+            while position < len(options[query]):
+                target = options[query][position][1]
+                edge = (min(query, target), max(query, target))
+                if not accepted.get(edge, True):
+                    position += 1
+                    continue
+                break
+            chosen[query] = position
+
+    joined: dict[int, list[tuple[int, float]]] = {}
+    for query, position in chosen.items():
+        if position < len(options[query]):
+            score, target = options[query][position]
+            joined.setdefault(target, []).append((query, score))
+    groups: list[Group] = []
+    for target in np.flatnonzero(is_reference).tolist():
+        exact_copies = query_files[target]
+        if not exact_copies and target not in joined:
+            continue
+        keep_file = reference_files[target][0]
+        duplicates = [
+            _member(file, infos[target], 1.0, True, keep_file.path) for file in exact_copies
+        ]
+        for query, score in joined.get(target, []):
+            edge = (min(query, target), max(query, target))
+            duplicates.extend(
+                _near_copies(
+                    query_files[query], infos[query], score, keep_file.path, edge, verdicts
+                )
+            )
+        groups.append(_group(keep_file, infos[target], duplicates))
+    return _largest_first(groups)

@@ -1,24 +1,29 @@
-"""The scan end to end: sources -> exact -> decode -> embed -> search -> group -> report."""
+"""The scan end to end: sources -> exact -> decode -> embed -> search -> verify -> group ->
+report; and the same report made from a catalog's stored embeddings (`groups_from_catalog`)."""
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from .catalog import Catalog, CatalogImages, ensure_same_model
 from .data import DEFAULT_MAX_PIXELS, iterate_batches
 from .device import resolve_device
 from .encoders import can_use_cuda, default_model, get_spec, load_encoder
-from .encoders.base import Encoder
-from .errors import BadArgumentError
+from .encoders.base import Encoder, EncoderSpec
+from .errors import BadArgumentError, CatalogError
 from .exact import group_identical
-from .group import KeepPolicy, build_groups
-from .index import Pairs, find_pairs
+from .group import Group, KeepPolicy, build_groups, cross_groups
+from .index import Pairs, SearchSettings, SimilarityIndex, unique_pairs
 from .progress import progress_bars
-from .records import ContentGroup, FileError, ImageInfo, Verdict
+from .records import ContentGroup, FileError, ImageFile, ImageInfo, Verdict
 from .report import RejectedPair, Report, count_summary
 from .sources import discover
 from .verify import THUMBNAIL_SIZE, Verifier, VerifySettings, resolve_mode
@@ -43,6 +48,62 @@ class EmbeddedImages:
     embeddings: np.ndarray
     errors: list[FileError]
     thumbnails: list[bytes | None]  # for verification; None where none was kept
+
+
+@dataclass
+class EmbeddedBatch:
+    """One decoded and embedded batch; `rows` are positions in the paths that were given."""
+
+    rows: list[int]
+    embeddings: np.ndarray  # float16 [len(rows), dim]: the precision catalogs store
+    infos: list[ImageInfo]
+    thumbnails: list[bytes | None]
+    digests: list[str | None]  # content hashes, when asked for
+    failures: list[tuple[int, str]]  # (row, one-line reason)
+
+
+def embedded_batches(
+    paths: Sequence[str],
+    encoder: Encoder,
+    *,
+    batch_size: int = 64,
+    workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    thumbnail_size: int | None = None,
+    digests: bool = False,
+) -> Iterator[EmbeddedBatch]:
+    """Decode `paths` in worker processes and embed them a batch at a time, in order.
+
+    Embeddings are rounded to float16, the precision a catalog keeps, so that a report made
+    from a catalog scores every pair exactly as a scan of the same files does.
+    """
+    for batch in iterate_batches(
+        paths,
+        encoder.spec.input_size,
+        batch_size=batch_size,
+        workers=workers,
+        pin_memory=encoder.device.type == "cuda",
+        max_pixels=max_pixels,
+        thumbnail_size=thumbnail_size,
+        digests=digests,
+    ):
+        rows = batch.indices.tolist()
+        embeddings = (
+            encoder.embed(batch.pixels).astype(np.float16)
+            if rows
+            else np.empty((0, encoder.spec.embedding_dim or 0), dtype=np.float16)
+        )
+        yield EmbeddedBatch(
+            rows=rows,
+            embeddings=embeddings,
+            infos=[
+                ImageInfo(width=width, height=height)
+                for width, height in zip(batch.widths.tolist(), batch.heights.tolist(), strict=True)
+            ],
+            thumbnails=batch.thumbnails,
+            digests=batch.digests,
+            failures=batch.failures,
+        )
 
 
 def embed_contents(
@@ -71,29 +132,24 @@ def embed_contents(
     paths = [group.representative.path for group in contents]
     with progress_bars(progress and bool(paths)) as bars:
         task = bars.add_task(f"embedding with {encoder.spec.name}", total=len(paths))
-        for batch in iterate_batches(
+        for batch in embedded_batches(
             paths,
-            encoder.spec.input_size,
+            encoder,
             batch_size=batch_size,
             workers=workers,
-            pin_memory=encoder.device.type == "cuda",
             max_pixels=max_pixels,
             thumbnail_size=thumbnail_size,
         ):
-            if len(batch.indices):
-                rows = batch.indices.numpy()
-                embeddings[rows] = encoder.embed(batch.pixels)
-                for row, thumbnail in zip(rows.tolist(), batch.thumbnails, strict=True):
-                    if thumbnail is not None and kept_bytes + len(thumbnail) <= thumbnail_budget:
-                        thumbnails[row] = thumbnail
-                        kept_bytes += len(thumbnail)
-                for row, width, height in zip(
-                    rows.tolist(), batch.widths.tolist(), batch.heights.tolist(), strict=True
-                ):
-                    infos[row] = ImageInfo(width=width, height=height)
+            if batch.rows:
+                embeddings[batch.rows] = batch.embeddings
+            for row, info, thumbnail in zip(batch.rows, batch.infos, batch.thumbnails, strict=True):
+                infos[row] = info
+                if thumbnail is not None and kept_bytes + len(thumbnail) <= thumbnail_budget:
+                    thumbnails[row] = thumbnail
+                    kept_bytes += len(thumbnail)
             for row, reason in batch.failures:
                 errors.extend(FileError(file.path, reason) for file in contents[row].files)
-            bars.advance(task, len(batch.indices) + len(batch.failures))
+            bars.advance(task, len(batch.rows) + len(batch.failures))
     ok = [row for row, info in enumerate(infos) if info is not None]
     return EmbeddedImages(
         contents=[contents[row] for row in ok],
@@ -123,10 +179,32 @@ def open_encoder(
     return load_encoder(spec, torch_device, weights=weights, progress=progress)
 
 
+def validate_options(
+    *,
+    batch_size: int = 64,
+    workers: int | None = None,
+    threshold: float | None = None,
+    keep: KeepPolicy | str = KeepPolicy.largest,
+) -> KeepPolicy:
+    """Refuse bad arguments before any file is read; returns the keep policy."""
+    if batch_size < 1:
+        raise BadArgumentError(f"--batch-size must be at least 1, not {batch_size}")
+    if workers is not None and workers < 0:
+        raise BadArgumentError(f"--workers must be 0 or more, not {workers}")
+    if threshold is not None and not -1.0 <= threshold <= 1.0:
+        raise BadArgumentError(f"--threshold must be a cosine score in [-1, 1], not {threshold}")
+    try:
+        return KeepPolicy(keep)
+    except ValueError as error:
+        choices = ", ".join(p.value for p in KeepPolicy)
+        raise BadArgumentError(f"unknown keep policy {keep!r}", hint=f"use {choices}") from error
+
+
 def scan(
     paths: Sequence[str],
     *,
     from_list: str | None = None,
+    against: Sequence[str] | None = None,
     model: str | None = None,
     weights: str | None = None,
     device: str = "auto",
@@ -138,40 +216,39 @@ def scan(
     progress: bool = False,
     encoder: Encoder | None = None,
     verify: str = "auto",
+    search: SearchSettings | None = None,
     thumbnail_budget_mb: int = 2000,
 ) -> ScanResult:
     """Find exact and near-duplicate images under `paths`; see README.md for every option.
+
+    With `against` (a second set of paths), only copies across the two sets are reported: each
+    group keeps an image of `against` and lists the images of `paths` that copy it.
 
     Bad files never raise: each becomes an entry in `report.errors`. Bad arguments, an unusable
     device or model raise a DedupError before any file is read.
     """
     started = time.perf_counter()
-    if batch_size < 1:
-        raise BadArgumentError(f"--batch-size must be at least 1, not {batch_size}")
-    if workers is not None and workers < 0:
-        raise BadArgumentError(f"--workers must be 0 or more, not {workers}")
-    if threshold is not None and not -1.0 <= threshold <= 1.0:
-        raise BadArgumentError(f"--threshold must be a cosine score in [-1, 1], not {threshold}")
-    try:
-        policy = KeepPolicy(keep)
-    except ValueError as error:
-        choices = ", ".join(p.value for p in KeepPolicy)
-        raise BadArgumentError(f"unknown keep policy {keep!r}", hint=f"use {choices}") from error
+    policy = validate_options(
+        batch_size=batch_size, workers=workers, threshold=threshold, keep=keep
+    )
     verifying = resolve_mode(verify)
+    search = search or SearchSettings()
     timings: dict[str, float] = {}
 
     tick = time.perf_counter()
     if encoder is None:
         encoder = open_encoder(model, device, weights=weights, progress=progress)
-    threshold = default_threshold(encoder, verifying) if threshold is None else threshold
+    threshold = default_threshold(encoder.spec, verifying) if threshold is None else threshold
     timings["load_model"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
     found = discover(paths, from_list=from_list)
+    reference = discover(against) if against else None
+    all_files = [*found.files, *(reference.files if reference else [])]
     timings["discover"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    exact = group_identical(found.files, progress=progress)
+    exact = group_identical(all_files, progress=progress)
     timings["hash"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -187,39 +264,176 @@ def scan(
     )
     timings["decode_and_embed"] = time.perf_counter() - tick
 
-    tick = time.perf_counter()
     gpu = (encoder.device.index or 0) if encoder.device.type == "cuda" else None
-    pairs = find_pairs(embedded.embeddings, threshold, gpu=gpu)
+    reference_paths = {file.path for file in reference.files} if reference else None
+    tick = time.perf_counter()
+    if reference_paths is None:
+        index = SimilarityIndex.build(embedded.embeddings, settings=search, gpu=gpu)
+        pairs = index.pairs_above(threshold)
+        search_info = index.describe()
+    else:
+        pairs, search_info = cross_pairs(
+            embedded.contents, embedded.embeddings, reference_paths, threshold, search, gpu
+        )
     timings["search"] = time.perf_counter() - tick
 
-    tick = time.perf_counter()
-    verifier = None
-    if verifying:
-        verifier = Verifier(
-            [content.representative.path for content in embedded.contents],
-            thumbnails=embedded.thumbnails,
-            settings=VerifySettings(fallback_threshold=encoder.spec.default_threshold),
-            device=encoder.device,
-            workers=workers,
-            max_pixels=max_pixels,
-            progress=progress,
-        )
-    groups = build_groups(
+    grouped = verify_and_group(
         embedded.contents,
         embedded.infos,
         pairs,
         threshold,
         policy,
-        check=verifier,
-        verdicts=verifier.verdicts if verifier else None,
+        thumbnails=embedded.thumbnails,
+        spec=encoder.spec,
+        verifying=verifying,
+        device=encoder.device,
+        workers=workers,
+        max_pixels=max_pixels,
+        progress=progress,
+        reference_paths=reference_paths,
     )
-    timings["verify"] = verifier.seconds if verifier else 0.0
-    timings["group"] = time.perf_counter() - tick - timings["verify"]
+    timings.update(grouped.timings)
+    errors = sorted(
+        [*found.errors, *(reference.errors if reference else []), *exact.errors, *embedded.errors],
+        key=lambda e: e.path,
+    )
+    timings["total"] = time.perf_counter() - started
+    report = Report(
+        model=encoder.spec.name,
+        model_info=encoder.describe(),
+        threshold=float(threshold),
+        keep_policy=policy.value,
+        device=str(encoder.device),
+        groups=grouped.groups,
+        errors=errors,
+        verification=grouped.verification,
+        rejected=grouped.rejected,
+        counts=count_summary(
+            grouped.groups,
+            errors,
+            files_found=len(all_files),
+            images_scanned=sum(len(group.files) for group in embedded.contents),
+            distinct_contents=len(embedded.contents),
+            aliases_skipped=found.aliases_skipped + (reference.aliases_skipped if reference else 0),
+        ),
+        timings_s=timings,
+        search=search_info,
+        against=_against_info(against, reference_paths, embedded.contents),
+    )
+    return ScanResult(
+        report=report,
+        contents=embedded.contents,
+        infos=embedded.infos,
+        embeddings=embedded.embeddings,
+        pairs=pairs,
+        verdicts=grouped.verdicts,
+    )
+
+
+def _against_info(
+    against: Sequence[str] | None,
+    reference_paths: set[str] | None,
+    contents: Sequence[ContentGroup],
+) -> dict[str, Any] | None:
+    if reference_paths is None:
+        return None
+    files = [file for group in contents for file in group.files]
+    in_reference = sum(file.path in reference_paths for file in files)
+    return {
+        "reference": list(against or []),
+        "reference_images": in_reference,
+        "query_images": len(files) - in_reference,
+    }
+
+
+def cross_pairs(
+    contents: Sequence[ContentGroup],
+    embeddings: np.ndarray,
+    reference_paths: set[str],
+    threshold: float,
+    search: SearchSettings,
+    gpu: int | None,
+) -> tuple[Pairs, dict[str, Any]]:
+    """Pairs between contents holding a reference file and contents holding any other file:
+    the reference set is indexed and the other set searches it (no pairs within one set)."""
+    has_reference = np.array(
+        [any(f.path in reference_paths for f in group.files) for group in contents], dtype=bool
+    )
+    has_query = np.array(
+        [any(f.path not in reference_paths for f in group.files) for group in contents],
+        dtype=bool,
+    )
+    reference_rows = np.flatnonzero(has_reference)
+    query_rows = np.flatnonzero(has_query)
+    if not len(reference_rows) or not len(query_rows):
+        return Pairs.empty(), {"kind": search.resolve(len(reference_rows))}
+    index = SimilarityIndex.build(
+        embeddings[reference_rows], reference_rows, settings=search, gpu=gpu
+    )
+    pairs = index.pairs_above(threshold, queries=embeddings[query_rows], query_ids=query_rows)
+    return pairs, index.describe()
+
+
+@dataclass
+class Grouped:
+    groups: list[Group]
+    verdicts: dict[tuple[int, int], Verdict]
+    rejected: list[RejectedPair]
+    verification: dict[str, Any]
+    timings: dict[str, float]
+
+
+def verify_and_group(
+    contents: Sequence[ContentGroup],
+    infos: Sequence[ImageInfo],
+    pairs: Pairs,
+    threshold: float,
+    policy: KeepPolicy,
+    *,
+    thumbnails: Sequence[bytes | None] | None,
+    spec: EncoderSpec,
+    verifying: bool,
+    device: torch.device,
+    workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = False,
+    reference_paths: set[str] | None = None,
+) -> Grouped:
+    """Groups from scored pairs, verifying the edges grouping would use; with
+    `reference_paths`, only copies across the two sets (see group.cross_groups)."""
+    tick = time.perf_counter()
+    verifier = None
+    if verifying:
+        verifier = Verifier(
+            [content.representative.path for content in contents],
+            thumbnails=thumbnails,
+            settings=VerifySettings(fallback_threshold=spec.default_threshold),
+            device=device,
+            workers=workers,
+            max_pixels=max_pixels,
+            progress=progress,
+        )
     verdicts = verifier.verdicts if verifier else {}
+    if reference_paths is None:
+        groups = build_groups(
+            contents, infos, pairs, threshold, policy, check=verifier, verdicts=verdicts
+        )
+    else:
+        groups = cross_groups(
+            contents,
+            infos,
+            pairs,
+            threshold,
+            policy,
+            reference_paths=reference_paths,
+            check=verifier,
+            verdicts=verdicts,
+        )
+    verify_seconds = verifier.seconds if verifier else 0.0
     rejected = [
         RejectedPair(
-            embedded.contents[left].representative.path,
-            embedded.contents[right].representative.path,
+            contents[left].representative.path,
+            contents[right].representative.path,
             score,
             verdicts[(left, right)],
         )
@@ -228,47 +442,192 @@ def scan(
         )
         if (left, right) in verdicts and not verdicts[(left, right)].accepted
     ]
-
-    errors = sorted([*found.errors, *exact.errors, *embedded.errors], key=lambda e: e.path)
-    timings["total"] = time.perf_counter() - started
-    report = Report(
-        model=encoder.spec.name,
-        model_info=encoder.describe(),
-        threshold=float(threshold),
-        keep_policy=policy.value,
-        device=str(encoder.device),
+    return Grouped(
         groups=groups,
-        errors=errors,
+        verdicts=verdicts,
+        rejected=rejected,
         verification={
             "mode": "on" if verifying else "off",
             "pairs_checked": len(verdicts),
             "pairs_rejected": len(rejected),
-            "seconds": round(timings["verify"], 3),
+            "seconds": round(verify_seconds, 3),
         },
-        rejected=rejected,
-        counts=count_summary(
-            groups,
-            errors,
-            files_found=len(found.files),
-            images_scanned=sum(len(group.files) for group in embedded.contents),
-            distinct_contents=len(embedded.contents),
-            aliases_skipped=found.aliases_skipped,
-        ),
-        timings_s=timings,
-    )
-    return ScanResult(
-        report=report,
-        contents=embedded.contents,
-        infos=embedded.infos,
-        embeddings=embedded.embeddings,
-        pairs=pairs,
-        verdicts=verdicts,
+        timings={
+            "verify": verify_seconds,
+            "group": time.perf_counter() - tick - verify_seconds,
+        },
     )
 
 
-def default_threshold(encoder: Encoder, verifying: bool) -> float:
+def default_threshold(spec: EncoderSpec, verifying: bool) -> float:
     """The model's screening threshold when verification decides, else its own threshold."""
-    spec = encoder.spec
     if verifying and spec.screen_threshold is not None:
         return spec.screen_threshold
     return spec.default_threshold
+
+
+class _CatalogThumbnails(Sequence):
+    """Verification thumbnails of catalog images, fetched only for the rows verified."""
+
+    def __init__(self, sources: Sequence[tuple[Catalog, int]]):
+        self.sources = sources
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, row):  # type: ignore[override]
+        store, file_id = self.sources[row]
+        return store.thumbnail(file_id)
+
+
+def _contents_by_digest(
+    sources: Sequence[tuple[Catalog, CatalogImages]],
+) -> tuple[list[ContentGroup], list[ImageInfo], list[tuple[int, int]]]:
+    """Catalog images as distinct contents; each content's (source, row) for its embedding."""
+    members: dict[str, list[ImageFile]] = {}
+    first: dict[str, tuple[int, int]] = {}
+    info_of: dict[str, ImageInfo] = {}
+    for number, (_, images) in enumerate(sources):
+        for row, (file, digest, info) in enumerate(
+            zip(images.files, images.digests, images.infos, strict=True)
+        ):
+            if digest not in members:
+                members[digest] = []
+                first[digest] = (number, row)
+                info_of[digest] = info
+            members[digest].append(file)
+    contents = [
+        ContentGroup(files=tuple(files), digest=digest) for digest, files in members.items()
+    ]
+    return contents, [info_of[d] for d in members], [first[d] for d in members]
+
+
+def groups_from_catalog(
+    catalog: str | os.PathLike[str],
+    *,
+    against: str | os.PathLike[str] | None = None,
+    threshold: float | None = None,
+    keep: KeepPolicy | str = KeepPolicy.largest,
+    verify: str = "auto",
+    search: SearchSettings | None = None,
+    device: str = "auto",
+    workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = False,
+) -> ScanResult:
+    """The report `scan` would give for the catalog's images, from the stored embeddings and
+    thumbnails: nothing is decoded or embedded again (documents re-read their pages only to
+    verify a candidate pair). With `against` (another catalog of the same model), only copies
+    across the two catalogs are reported, each group keeping the `against` catalog's image."""
+    started = time.perf_counter()
+    policy = validate_options(threshold=threshold, keep=keep)
+    verifying = resolve_mode(verify)
+    search = search or SearchSettings()
+    torch_device = resolve_device(device)
+    gpu = (torch_device.index or 0) if torch_device.type == "cuda" else None
+    timings: dict[str, float] = {}
+    with ExitStack() as stack:
+        store = stack.enter_context(Catalog(catalog))
+        stack.enter_context(store.reading())
+        model = store.model
+        if model is None:
+            raise CatalogError(
+                f"catalog {catalog} holds no images yet",
+                hint=f"add some with: dedup-gpu index FOLDER --catalog {catalog}",
+            )
+        spec = get_spec(model["name"])
+        threshold = default_threshold(spec, verifying) if threshold is None else threshold
+        tick = time.perf_counter()
+        images = store.images()
+        sources: list[tuple[Catalog, CatalogImages]] = [(store, images)]
+        errors = [FileError(row.path, row.reason) for row in store.errors()]
+        reference_paths = None
+        if against is not None:
+            other = stack.enter_context(Catalog(against))
+            stack.enter_context(other.reading())
+            if other.model is None:
+                raise CatalogError(f"catalog {against} holds no images yet")
+            ensure_same_model(other.model, model, str(against))
+            reference = other.images()
+            sources.append((other, reference))
+            reference_paths = {file.path for file in reference.files}
+            errors += [FileError(row.path, row.reason) for row in other.errors()]
+        contents, infos, origins = _contents_by_digest(sources)
+        embeddings = np.empty((len(contents), int(model["embedding_dim"])), dtype=np.float16)
+        for number, (source, source_images) in enumerate(sources):
+            rows = [i for i, origin in enumerate(origins) if origin[0] == number]
+            embeddings[rows] = source.embeddings(
+                source_images, np.array([origins[i][1] for i in rows], dtype=np.int64)
+            )
+        timings["load_catalog"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        if reference_paths is None and not len(images):
+            pairs, search_info = Pairs.empty(), {"kind": search.resolve(0)}
+        elif reference_paths is None:
+            index = store.search_index(images, search, gpu=gpu)
+            content_of = np.full(int(images.ids.max(initial=-1)) + 1, -1, dtype=np.int64)
+            row_of_digest = {content.digest: row for row, content in enumerate(contents)}
+            content_of[images.ids] = [row_of_digest[d] for d in images.digests]
+            representatives = images.ids[[origin[1] for origin in origins]]
+            found = index.pairs_above(threshold, queries=embeddings, query_ids=representatives)
+            pairs = unique_pairs(content_of[found.left], content_of[found.right], found.score)
+            search_info = index.describe()
+        else:
+            pairs, search_info = cross_pairs(
+                contents, embeddings.astype(np.float32), reference_paths, threshold, search, gpu
+            )
+        timings["search"] = time.perf_counter() - tick
+
+        thumbnails = _CatalogThumbnails(
+            [(sources[n][0], int(sources[n][1].ids[row])) for n, row in origins]
+        )
+        grouped = verify_and_group(
+            contents,
+            infos,
+            pairs,
+            threshold,
+            policy,
+            thumbnails=thumbnails,
+            spec=spec,
+            verifying=verifying,
+            device=torch_device,
+            workers=workers,
+            max_pixels=max_pixels,
+            progress=progress,
+            reference_paths=reference_paths,
+        )
+    timings.update(grouped.timings)
+    errors.sort(key=lambda e: e.path)
+    timings["total"] = time.perf_counter() - started
+    files = sum(len(content.files) for content in contents)
+    report = Report(
+        model=spec.name,
+        model_info={**model, "catalog": str(catalog)},
+        threshold=float(threshold),
+        keep_policy=policy.value,
+        device=str(torch_device),
+        groups=grouped.groups,
+        errors=errors,
+        verification=grouped.verification,
+        rejected=grouped.rejected,
+        counts=count_summary(
+            grouped.groups,
+            errors,
+            files_found=files + len(errors),
+            images_scanned=files,
+            distinct_contents=len(contents),
+            aliases_skipped=0,
+        ),
+        timings_s=timings,
+        search=search_info,
+        against=_against_info([str(against)], reference_paths, contents) if against else None,
+    )
+    return ScanResult(
+        report=report,
+        contents=contents,
+        infos=infos,
+        embeddings=embeddings.astype(np.float32),
+        pairs=pairs,
+        verdicts=grouped.verdicts,
+    )

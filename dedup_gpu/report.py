@@ -1,13 +1,14 @@
 """Stage 7: the versioned JSON report, its CSV twin, and the terminal summary.
 
-Schema (version 3), documented in README.md:
-{"version": 3, "tool": "dedup-gpu 0.1.0", "created": ISO-8601, "model": name,
+Schema (version 4), documented in README.md:
+{"version": 4, "tool": "dedup-gpu 0.1.0", "created": ISO-8601, "model": name,
  "model_info": {...}, "threshold": float, "keep_policy": str, "device": str,
  "counts": {...}, "groups": [{"keep": {path, width, height, bytes, mtime},
  "duplicates": [{path, matched, score, exact, verification, width, height, bytes, mtime}]}],
  "verification": {mode, pairs_checked, pairs_rejected, seconds},
  "rejected_pairs": [{"paths": [a, b], "score", "verification": {...}}],
- "errors": [{"path", "reason"}], "timings_s": {...}}
+ "errors": [{"path", "reason"}], "timings_s": {...}, "search": {"kind", ...},
+ "against": null or {"reference": [...], "reference_images", "query_images"}}
 where each "verification" is {accepted, method, inliers, agreement, blocks, document, reason}
 (null on a duplicate when verification was off).
 """
@@ -33,7 +34,8 @@ from .records import FileError, Verdict
 
 # 2: verification verdicts on duplicates, "verification", "rejected_pairs"
 # 3: groups are centred on their most central image; each duplicate names the image it "matched"
-REPORT_VERSION = 3
+# 4: "search" (exact or IVF, with nprobe); "against" for cross-set (leakage) reports
+REPORT_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ class Report:
     verification: dict[str, Any] = field(default_factory=dict)
     rejected: list[RejectedPair] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
+    search: dict[str, Any] = field(default_factory=dict)  # the index: exact, or IVF and nprobe
+    # Cross-set reports: only copies between the scanned set and this reference set.
+    against: dict[str, Any] | None = None
     created: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
     )
@@ -92,6 +97,8 @@ class Report:
             ],
             "errors": [asdict(error) for error in self.errors],
             "timings_s": {name: round(seconds, 3) for name, seconds in self.timings_s.items()},
+            "search": self.search,
+            "against": self.against,
         }
 
 
@@ -226,6 +233,17 @@ def summary_table(report: Report) -> Table:
             f"{counts.get('near_duplicates', 0):,} near)",
         ),
         ("bytes freed by removing them", human_bytes(counts.get("reclaimable_bytes", 0))),
+        *(
+            [
+                (
+                    "copies across the sets",
+                    f"{counts.get('duplicates', 0):,} of {report.against['query_images']:,} "
+                    f"images copy one of {report.against['reference_images']:,} reference images",
+                )
+            ]
+            if report.against
+            else []
+        ),
         ("skipped with errors", f"{counts.get('errors', 0):,}"),
         (
             "look-alike pairs rejected",

@@ -747,7 +747,8 @@ class Verifier:
         progress: bool = False,
     ):
         self.paths = list(paths)
-        self.kept = list(thumbnails) if thumbnails is not None else [None] * len(self.paths)
+        # A Sequence, read only for the rows verified (a catalog's fetches them on demand).
+        self.kept = thumbnails if thumbnails is not None else [None] * len(self.paths)
         self.settings = settings or VerifySettings()
         self.device = torch.device(device)
         self.workers = workers
