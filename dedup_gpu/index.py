@@ -29,7 +29,7 @@ SEARCH_KINDS = ("auto", "exact", "ivf")
 
 # IVF missed >= 4.8% of planted pairs wherever measured; exact takes ~1.6 h at 1M rows on 2 cores.
 IVF_MIN_ROWS = 1_000_000
-# The most lists a 1M-row build + group can search in ~10 minutes on 2 cores (612-658 s); it found
+# The most lists a 1M-row build + group can search in ~10 minutes on 2 cores (571 s); it found
 # 74% of planted pairs there (98.7-100% at cosine >= 0.8): the hoped-for 99% is out of reach.
 DEFAULT_NPROBE = 32
 
