@@ -37,7 +37,7 @@ import numpy as np
 from . import __version__
 from .errors import CatalogBusyError, CatalogError, CatalogModelMismatchError
 from .index import SearchSettings, SimilarityIndex
-from .records import ImageFile, ImageInfo
+from .records import FileError, ImageFile, ImageInfo
 
 FORMAT_VERSION = 1
 DATABASE = "catalog.db"
@@ -132,12 +132,6 @@ class CatalogImages:
         return len(self.files)
 
 
-@dataclass(frozen=True)
-class CatalogErrorRow:
-    path: str
-    reason: str
-
-
 class _Flock:
     """An advisory lock on a file; the kernel drops it when the process dies."""
 
@@ -166,7 +160,6 @@ class Catalog:
         self, directory: str | os.PathLike[str], *, write: bool = False, create: bool = False
     ):
         self.directory = Path(directory)
-        self.writable = write
         self._writer: _Flock | None = None
         self._shard: int | None = None  # the shard this process appends to
         self._shard_rows = 0
@@ -416,7 +409,7 @@ class Catalog:
                 self._bump_generation()
 
     def forget(self, paths: Sequence[str]) -> int:
-        """Remove `paths` (deleted from disk) from the catalog; returns how many were stored."""
+        """Remove `paths` (deleted from disk) from the catalog; returns how many were removed."""
         if not paths:
             return 0
         with self.transaction() as db:
@@ -455,11 +448,11 @@ class Catalog:
             slots=np.array([row[8] for row in rows], dtype=np.int64),
         )
 
-    def errors(self) -> list[CatalogErrorRow]:
+    def errors(self) -> list[FileError]:
         rows = self.db.execute(
             "SELECT path, error FROM files WHERE status = 'error' ORDER BY path"
         ).fetchall()
-        return [CatalogErrorRow(path, error or "unusable") for path, error in rows]
+        return [FileError(path, error or "unusable") for path, error in rows]
 
     def files_with_digests(self, digests: Iterable[str]) -> dict[str, list[tuple[int, str]]]:
         """Stored images by content hash: digest -> [(id, path)], for exact-copy lookups."""
@@ -545,6 +538,13 @@ class Catalog:
             del stored
         return out
 
+    def tidy(self) -> None:
+        """After a run: forget empty shards, merge or rewrite shards that need it, and delete
+        the files nothing refers to any more."""
+        self.drop_empty_shards()
+        self.compact_if_needed()
+        self.collect_garbage()
+
     def compact_if_needed(self) -> bool:
         """Rewrite the live rows of shards that are mostly dead, and merge the small shards once
         there are too many, into one new shard; True if anything was rewritten. The big shards
@@ -580,7 +580,6 @@ class Catalog:
             if self._shard is not None:
                 db.execute("UPDATE shards SET rows = ? WHERE id = ?", (len(slots), self._shard))
             db.executemany("DELETE FROM shards WHERE id = ?", [(shard,) for shard in chosen])
-        self.collect_garbage()
         return True
 
     def collect_garbage(self) -> None:

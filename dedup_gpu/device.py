@@ -36,3 +36,8 @@ def resolve_device(requested: str = "auto") -> torch.device:
             hint="check CUDA_VISIBLE_DEVICES",
         )
     return device
+
+
+def gpu_number(device: torch.device) -> int | None:
+    """The CUDA device number FAISS should search on, or None for the CPU."""
+    return (device.index or 0) if device.type == "cuda" else None

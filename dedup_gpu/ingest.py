@@ -17,6 +17,7 @@ import numpy as np
 
 from .catalog import Catalog, StoredImage, model_identity
 from .data import DEFAULT_MAX_PIXELS
+from .device import gpu_number
 from .encoders import default_model
 from .encoders.base import Encoder
 from .errors import BadArgumentError, CatalogError
@@ -133,14 +134,13 @@ def index_catalog(
                 thumbnails=thumbnails,
                 progress=progress,
             )
-            gpu = (encoder.device.index or 0) if encoder.device.type == "cuda" else None
             images = store.images()
             result.images = len(images)
             if len(images):
-                result.search = store.search_index(images, search, gpu=gpu, save=True).describe()
-            store.drop_empty_shards()
-            if not store.compact_if_needed():
-                store.collect_garbage()
+                result.search = store.search_index(
+                    images, search, gpu=gpu_number(encoder.device), save=True
+                ).describe()
+            store.tidy()
         except KeyboardInterrupt:
             store.finish_run(run_id, _counts(result), status="interrupted")
             raise
@@ -341,7 +341,7 @@ def check_images(
             os.path.abspath(e.path): CheckResult(os.path.abspath(e.path), "error", error=e.reason)
             for e in found.errors
         }
-        embedded = _embed_for_check(files, encoder, workers, max_pixels, verifying)
+        embedded = _embed_for_check(files, encoder, workers, max_pixels)
         for row, reason in embedded.failures:
             results[files[row].path] = CheckResult(files[row].path, "error", error=reason)
         judged = _judge(
@@ -376,7 +376,6 @@ def _embed_for_check(
     encoder: Encoder,
     workers: int | None,
     max_pixels: int,
-    verifying: bool,
 ) -> _CheckBatch:
     dim = encoder.spec.embedding_dim or 0
     rows: list[int] = []
@@ -570,11 +569,8 @@ def _add_new(
         ],
         batch.embeddings[new_rows],
     )
-    gpu = (encoder.device.index or 0) if encoder.device.type == "cuda" else None
-    store.search_index(store.images(), SearchSettings(), gpu=gpu, save=True)
-    store.drop_empty_shards()
-    if not store.compact_if_needed():
-        store.collect_garbage()
+    store.search_index(store.images(), SearchSettings(), gpu=gpu_number(encoder.device), save=True)
+    store.tidy()
     store.finish_run(run_id, {"added": len(new_rows), "checked": len(judged)})
     added = set(new_rows)
     return [

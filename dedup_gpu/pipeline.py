@@ -15,7 +15,7 @@ import torch
 
 from .catalog import Catalog, CatalogImages, ensure_same_model
 from .data import DEFAULT_MAX_PIXELS, iterate_batches
-from .device import resolve_device
+from .device import gpu_number, resolve_device
 from .encoders import can_use_cuda, default_model, get_spec, load_encoder
 from .encoders.base import Encoder, EncoderSpec
 from .errors import BadArgumentError, CatalogError
@@ -264,7 +264,7 @@ def scan(
     )
     timings["decode_and_embed"] = time.perf_counter() - tick
 
-    gpu = (encoder.device.index or 0) if encoder.device.type == "cuda" else None
+    gpu = gpu_number(encoder.device)
     reference_paths = {file.path for file in reference.files} if reference else None
     tick = time.perf_counter()
     if reference_paths is None:
@@ -524,7 +524,7 @@ def groups_from_catalog(
     verifying = resolve_mode(verify)
     search = search or SearchSettings()
     torch_device = resolve_device(device)
-    gpu = (torch_device.index or 0) if torch_device.type == "cuda" else None
+    gpu = gpu_number(torch_device)
     timings: dict[str, float] = {}
     with ExitStack() as stack:
         store = stack.enter_context(Catalog(catalog))
@@ -540,7 +540,7 @@ def groups_from_catalog(
         tick = time.perf_counter()
         images = store.images()
         sources: list[tuple[Catalog, CatalogImages]] = [(store, images)]
-        errors = [FileError(row.path, row.reason) for row in store.errors()]
+        errors = store.errors()
         reference_paths = None
         if against is not None:
             other = stack.enter_context(Catalog(against))
@@ -551,7 +551,7 @@ def groups_from_catalog(
             reference = other.images()
             sources.append((other, reference))
             reference_paths = {file.path for file in reference.files}
-            errors += [FileError(row.path, row.reason) for row in other.errors()]
+            errors += other.errors()
         contents, infos, origins = _contents_by_digest(sources)
         embeddings = np.empty((len(contents), int(model["embedding_dim"])), dtype=np.float16)
         for number, (source, source_images) in enumerate(sources):
