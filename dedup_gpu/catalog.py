@@ -636,16 +636,18 @@ class Catalog:
 
     def search_index(
         self,
-        images: CatalogImages,
+        images: CatalogImages | None,
         settings: SearchSettings,
         *,
         gpu: int | None = None,
         save: bool = False,
     ) -> SimilarityIndex:
-        """A FAISS index over `images` (ids = file ids): the saved one when it is current,
-        the saved IVF index brought up to date when only some files changed, else a new one.
+        """A FAISS index over the stored images (ids = file ids): the saved one when it is
+        current, the saved IVF index brought up to date when only some files changed, else a new
+        one. `images` (None: read them only if the saved index will not do) are `self.images()`.
         With `save` (the writer), the result is saved for the next reader."""
-        kind = settings.resolve(len(images))
+        count = len(images) if images is not None else self.counts()["images"]
+        kind = settings.resolve(count)
         state = self.index_state
         generation = self.generation
         saved = self.directory / state["file"] if state else None
@@ -658,6 +660,8 @@ class Catalog:
         )
         if usable and state["generation"] == generation:  # type: ignore[index]
             return SimilarityIndex.load(str(saved), nprobe=settings.nprobe, gpu=gpu)
+        if images is None:
+            images = self.images()
         if (
             usable
             and kind == "ivf"

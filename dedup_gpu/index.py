@@ -27,8 +27,10 @@ from .errors import BadArgumentError, IndexBackendError, OutputError
 
 SEARCH_KINDS = ("auto", "exact", "ivf")
 
-# IVF missed >= 4.8% of planted pairs wherever measured; exact takes ~1.6 h at 1M rows on 2 cores.
-IVF_MIN_ROWS = 1_000_000
+# Exact search (the tiled join) self-joined 1M rows in 329 s on 2 AMX cores and grows as N^2;
+# IVF at nprobe 32 took 571 s there, grows about as N^1.5 and missed 26% of planted copies.
+# Extrapolated, IVF only saves time from about 3-4M rows, so auto switches there.
+IVF_MIN_ROWS = 4_000_000
 # The most lists a 1M-row build + group can search in ~10 minutes on 2 cores (571 s); it found
 # 74% of planted pairs there (98.7-100% at cosine >= 0.8): the hoped-for 99% is out of reach.
 DEFAULT_NPROBE = 32
@@ -47,18 +49,23 @@ _RANGE_BATCH = 256
 _GPU_MAX_K = 2048
 
 
+def cpu_flags() -> frozenset[str]:
+    """The instruction-set flags /proc/cpuinfo lists for this CPU (none where it is unreadable)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            flags_line = next((line for line in handle if line.startswith("flags")), "")
+    except OSError:
+        return frozenset()
+    return frozenset(flags_line.split(":", 1)[-1].split())
+
+
 def openblas_coretype() -> str | None:
     """An OPENBLAS_CORETYPE for this CPU, or None if OpenBLAS's own detection is fine.
 
     faiss-cpu bundles an OpenBLAS that misdetects some virtualised CPUs as generic and then runs
     5-7x slower; naming the core type from /proc/cpuinfo's flags avoids that.
     """
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
-            flags_line = next((line for line in handle if line.startswith("flags")), "")
-    except OSError:
-        return None
-    flags = set(flags_line.split(":", 1)[-1].split())
+    flags = cpu_flags()
     if {"avx512f", "avx512bw", "avx512vl"} <= flags:
         return "SkylakeX"
     if {"avx2", "fma"} <= flags:
@@ -191,8 +198,10 @@ class SimilarityIndex:
             if sources is None
             else [(rows, ids, np.ones(len(ids), dtype=bool)) for rows, ids in sources]
         )
-        self.on_gpu = gpu is not None and faiss_gpu_count() > gpu
+        self.on_gpu = _faiss_can_use(gpu)
         self._gpu = gpu if self.on_gpu else None
+        # Exact threshold joins run as torch tiles on this GPU when faiss-gpu cannot take them.
+        self._join_gpu = gpu
         self._gpu_index: Any = None
         self._gpu_ids: np.ndarray | None = None
 
@@ -212,9 +221,9 @@ class SimilarityIndex:
         in chunks), with `ids` (int64 [N], default 0..N-1) as the ids that searches return."""
         faiss = import_faiss()
         settings = settings or SearchSettings()
-        _check_rows(embeddings, "embeddings")
+        check_rows(embeddings, "embeddings")
         count, dim = embeddings.shape
-        ids = np.arange(count, dtype=np.int64) if ids is None else _check_ids(ids, count)
+        ids = np.arange(count, dtype=np.int64) if ids is None else check_ids(ids, count)
         kind = settings.resolve(count)
         trained_on: int | None = None
         if kind == "exact":
@@ -319,8 +328,8 @@ class SimilarityIndex:
 
     def add(self, embeddings: np.ndarray, ids: np.ndarray) -> None:
         """Add rows with their ids (which should not be in the index already)."""
-        _check_rows(embeddings, "embeddings", dim=self.dim)
-        ids = _check_ids(ids, embeddings.shape[0])
+        check_rows(embeddings, "embeddings", dim=self.dim)
+        ids = check_ids(ids, embeddings.shape[0])
         for start in range(0, len(ids), _ADD_CHUNK):
             stop = min(start + _ADD_CHUNK, len(ids))
             self._cpu.add_with_ids(
@@ -380,7 +389,11 @@ class SimilarityIndex:
         """{"kind": "exact"}, or for IVF also nlist, nprobe and the rows k-means was trained on
         (None for a loaded index: faiss does not record it)."""
         if self._kind == "exact":
-            return {"kind": "exact"}
+            return (
+                {"kind": "exact"}
+                if self.on_gpu
+                else _tiled().describe(_join_device(self._join_gpu))
+            )
         return {
             "kind": "ivf",
             "nlist": int(self._cpu.nlist),
@@ -424,6 +437,9 @@ class SimilarityIndex:
 
         Without `queries`, the index is joined with itself. With them (float16 or float32, each
         with its id in `query_ids`), every pair of a query and a stored row.
+
+        Exact search off faiss-gpu is a tiled join (`tiled_join`), which finds every pair
+        whatever k; IVF and faiss-gpu search k neighbours and range-search the rows that fill k.
         """
         if not _is_int(chunk) or chunk < 1 or not _is_int(k) or k < 1:
             raise BadArgumentError(f"k and chunk must be positive integers, got {k} and {chunk}")
@@ -432,12 +448,12 @@ class SimilarityIndex:
                 raise BadArgumentError("query_ids were given without queries")
             batches = self._stored_rows(chunk)
         else:
-            _check_rows(queries, "queries", dim=self.dim)
+            check_rows(queries, "queries", dim=self.dim)
             if query_ids is None:
                 raise BadArgumentError(
                     "queries need query_ids", hint="pairs are reported as pairs of ids"
                 )
-            query_ids = _check_ids(query_ids, queries.shape[0])
+            query_ids = check_ids(query_ids, queries.shape[0])
             batches = (
                 (queries[start : start + chunk], query_ids[start : start + chunk])
                 for start in range(0, len(query_ids), chunk)
@@ -445,6 +461,8 @@ class SimilarityIndex:
         count = self.ntotal
         if count == 0:
             return Pairs.empty()
+        if self._kind == "exact" and not self.on_gpu:
+            return self._tiled_pairs(threshold, queries, query_ids)
         k = min(k + 1, self.max_k)  # +1: a stored row finds itself
         lefts, rights, scores = [], [], []
         for rows, row_ids in batches:
@@ -466,6 +484,20 @@ class SimilarityIndex:
         return unique_pairs(np.concatenate(lefts), np.concatenate(rights), np.concatenate(scores))
 
     # Internals
+
+    def _tiled_pairs(
+        self, threshold: float, queries: np.ndarray | None, query_ids: np.ndarray | None
+    ) -> Pairs:
+        tiled, device = _tiled(), _join_device(self._join_gpu)
+        batches = list(self._stored_rows(max(self.ntotal, 1)))
+        if len(batches) == 1:  # the usual case: one array, nothing removed; no copy
+            stored, stored_ids = batches[0]
+        else:
+            stored = np.concatenate([rows for rows, _ids in batches])
+            stored_ids = np.concatenate([ids for _rows, ids in batches])
+        if queries is None:
+            return tiled.self_join(stored, threshold, ids=stored_ids, device=device)
+        return tiled.cross_join(queries, query_ids, stored, stored_ids, threshold, device=device)
 
     def _stored_rows(self, chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(rows, ids) batches of about `chunk` rows: every row in the index, once."""
@@ -534,6 +566,19 @@ class SimilarityIndex:
         self._gpu_ids = None
 
 
+def _tiled() -> ModuleType:
+    # Imported when first needed: it brings in torch, which most users of this module never need.
+    from . import tiled_join
+
+    return tiled_join
+
+
+def _join_device(gpu: int | None) -> Any:
+    import torch
+
+    return torch.device("cuda", gpu) if gpu is not None else torch.device("cpu")
+
+
 def _kind_of(faiss: ModuleType, index: Any) -> str | None:
     if isinstance(index, faiss.IndexIDMap2) and isinstance(
         faiss.downcast_index(index.index), faiss.IndexFlatIP
@@ -557,7 +602,7 @@ def _training_sample(embeddings: np.ndarray, size: int, seed: int) -> np.ndarray
     return sample
 
 
-def _check_rows(rows: np.ndarray, name: str, *, dim: int | None = None) -> None:
+def check_rows(rows: np.ndarray, name: str, *, dim: int | None = None) -> None:
     if getattr(rows, "ndim", 0) != 2 or not np.issubdtype(rows.dtype, np.floating):
         raise BadArgumentError(
             f"{name} must be a 2-D float16 or float32 array, got "
@@ -570,7 +615,7 @@ def _check_rows(rows: np.ndarray, name: str, *, dim: int | None = None) -> None:
         )
 
 
-def _check_ids(ids: np.ndarray, count: int) -> np.ndarray:
+def check_ids(ids: np.ndarray, count: int) -> np.ndarray:
     ids = np.asarray(ids)
     if ids.shape != (count,) or not np.issubdtype(ids.dtype, np.integer):
         raise BadArgumentError(
@@ -621,6 +666,54 @@ def unique_pairs(left: np.ndarray, right: np.ndarray, score: np.ndarray) -> Pair
     )
 
 
+def search_pairs(
+    embeddings: np.ndarray,
+    threshold: float,
+    *,
+    ids: np.ndarray | None = None,
+    search: SearchSettings | None = None,
+    gpu: int | None = None,
+    k: int = 32,
+    chunk: int = 8192,
+) -> tuple[Pairs, dict[str, Any]]:
+    """Every pair of rows of `embeddings` (unit length) scoring >= threshold, as `ids` (default
+    the row numbers), and the report's account of the search (`SimilarityIndex.describe`).
+
+    Exact search off faiss-gpu builds no FAISS index (which would hold a float32 copy of every
+    row): it is the tiled join alone. `k` and `chunk` tune the FAISS k-NN search otherwise.
+    """
+    search = search or SearchSettings()
+    check_rows(embeddings, "embeddings")
+    if search.resolve(len(embeddings)) == "exact" and not _faiss_can_use(gpu):
+        tiled, device = _tiled(), _join_device(gpu)
+        pairs = tiled.self_join(embeddings, threshold, ids=ids, device=device)
+        return pairs, tiled.describe(device)
+    index = SimilarityIndex.build(embeddings, ids, settings=search, gpu=gpu)
+    return index.pairs_above(threshold, k=k, chunk=chunk), index.describe()
+
+
+def search_cross_pairs(
+    queries: np.ndarray,
+    query_ids: np.ndarray,
+    stored: np.ndarray,
+    stored_ids: np.ndarray,
+    threshold: float,
+    *,
+    search: SearchSettings | None = None,
+    gpu: int | None = None,
+) -> tuple[Pairs, dict[str, Any]]:
+    """Every pair of a query and a stored row scoring >= threshold, in id space, and the
+    report's account of the search; `search` picks exact or IVF by the number of stored rows."""
+    search = search or SearchSettings()
+    check_rows(stored, "stored rows")
+    if search.resolve(len(stored)) == "exact" and not _faiss_can_use(gpu):
+        tiled, device = _tiled(), _join_device(gpu)
+        pairs = tiled.cross_join(queries, query_ids, stored, stored_ids, threshold, device=device)
+        return pairs, tiled.describe(device)
+    index = SimilarityIndex.build(stored, stored_ids, settings=search, gpu=gpu)
+    return index.pairs_above(threshold, queries=queries, query_ids=query_ids), index.describe()
+
+
 def find_pairs(
     embeddings: np.ndarray,
     threshold: float,
@@ -632,8 +725,11 @@ def find_pairs(
 ) -> Pairs:
     """All pairs of rows of `embeddings` (unit length) whose cosine is at least `threshold`,
     as row numbers."""
-    index = SimilarityIndex.build(embeddings, settings=search, gpu=gpu)
-    return index.pairs_above(threshold, k=k, chunk=chunk)
+    return search_pairs(embeddings, threshold, search=search, gpu=gpu, k=k, chunk=chunk)[0]
+
+
+def _faiss_can_use(gpu: int | None) -> bool:
+    return gpu is not None and faiss_gpu_count() > gpu
 
 
 def nearest_neighbour_scores(embeddings: np.ndarray, *, gpu: int | None = None) -> np.ndarray:

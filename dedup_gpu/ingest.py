@@ -425,10 +425,10 @@ def _judge(
     # Candidates: (query row, stored file id or -1 - earlier query row, score, exact).
     candidates: list[list[tuple[int, float, bool]]] = [[] for _ in range(count)]
     with store.reading():
-        images = store.images() if store.model is not None else None
         exact = store.files_with_digests(batch.digests)
-        if images is not None and len(images):
-            index = store.search_index(images, SearchSettings())
+        if store.model is not None and store.counts()["images"]:
+            # The saved index, when current, is loaded without reading every stored row.
+            index = store.search_index(None, SearchSettings())
             scores, ids = index.knn(batch.embeddings.astype(np.float32), top + 8)
             for row in range(count):
                 for file_id, score in zip(ids[row].tolist(), scores[row].tolist(), strict=True):
@@ -569,7 +569,7 @@ def _add_new(
         ],
         batch.embeddings[new_rows],
     )
-    store.search_index(store.images(), SearchSettings(), gpu=gpu_number(encoder.device), save=True)
+    store.search_index(None, SearchSettings(), gpu=gpu_number(encoder.device), save=True)
     store.tidy()
     store.finish_run(run_id, {"added": len(new_rows), "checked": len(judged)})
     added = set(new_rows)

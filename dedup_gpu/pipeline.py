@@ -21,7 +21,7 @@ from .encoders.base import Encoder, EncoderSpec
 from .errors import BadArgumentError, CatalogError
 from .exact import group_identical
 from .group import Group, KeepPolicy, build_groups, cross_groups
-from .index import Pairs, SearchSettings, SimilarityIndex, unique_pairs
+from .index import Pairs, SearchSettings, search_cross_pairs, search_pairs, unique_pairs
 from .progress import progress_bars
 from .records import ContentGroup, FileError, ImageFile, ImageInfo, Verdict
 from .report import RejectedPair, Report, count_summary
@@ -268,9 +268,7 @@ def scan(
     reference_paths = {file.path for file in reference.files} if reference else None
     tick = time.perf_counter()
     if reference_paths is None:
-        index = SimilarityIndex.build(embedded.embeddings, settings=search, gpu=gpu)
-        pairs = index.pairs_above(threshold)
-        search_info = index.describe()
+        pairs, search_info = search_pairs(embedded.embeddings, threshold, search=search, gpu=gpu)
     else:
         pairs, search_info = cross_pairs(
             embedded.contents, embedded.embeddings, reference_paths, threshold, search, gpu
@@ -367,11 +365,15 @@ def cross_pairs(
     query_rows = np.flatnonzero(has_query)
     if not len(reference_rows) or not len(query_rows):
         return Pairs.empty(), {"kind": search.resolve(len(reference_rows))}
-    index = SimilarityIndex.build(
-        embeddings[reference_rows], reference_rows, settings=search, gpu=gpu
+    return search_cross_pairs(
+        embeddings[query_rows],
+        query_rows,
+        embeddings[reference_rows],
+        reference_rows,
+        threshold,
+        search=search,
+        gpu=gpu,
     )
-    pairs = index.pairs_above(threshold, queries=embeddings[query_rows], query_ids=query_rows)
-    return pairs, index.describe()
 
 
 @dataclass
@@ -564,7 +566,12 @@ def groups_from_catalog(
         tick = time.perf_counter()
         if reference_paths is None and not len(images):
             pairs, search_info = Pairs.empty(), {"kind": search.resolve(0)}
+        elif reference_paths is None and search.resolve(len(images)) == "exact":
+            # Exact search needs no stored index: the contents are joined with each other.
+            pairs, search_info = search_pairs(embeddings, threshold, search=search, gpu=gpu)
         elif reference_paths is None:
+            # The saved IVF index is reused (updated, not retrained, after small changes); the
+            # contents search it and files are mapped back to their contents.
             index = store.search_index(images, search, gpu=gpu)
             content_of = np.full(int(images.ids.max(initial=-1)) + 1, -1, dtype=np.int64)
             row_of_digest = {content.digest: row for row, content in enumerate(contents)}
@@ -575,7 +582,7 @@ def groups_from_catalog(
             search_info = index.describe()
         else:
             pairs, search_info = cross_pairs(
-                contents, embeddings.astype(np.float32), reference_paths, threshold, search, gpu
+                contents, embeddings, reference_paths, threshold, search, gpu
             )
         timings["search"] = time.perf_counter() - tick
 
