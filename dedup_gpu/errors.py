@@ -38,6 +38,10 @@ class OutputError(DedupError):
     """A report or other output file could not be written."""
 
 
+class ReportError(BadArgumentError):
+    """A report file given to review, audit, apply or export is missing, malformed or too old."""
+
+
 class IndexBackendError(DedupError):
     """No usable FAISS build is installed."""
 

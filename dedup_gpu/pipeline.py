@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -124,6 +124,9 @@ def embed_contents(
     """
     dim = encoder.spec.embedding_dim
     assert dim is not None
+    # Every content ends with its digest, hashed from the bytes decoded: reports record it so
+    # that actions can tell whether a file changed since.
+    contents = list(contents)
     embeddings = np.zeros((len(contents), dim), dtype=np.float32)
     infos: list[ImageInfo | None] = [None] * len(contents)
     errors: list[FileError] = []
@@ -139,11 +142,16 @@ def embed_contents(
             workers=workers,
             max_pixels=max_pixels,
             thumbnail_size=thumbnail_size,
+            digests=True,
         ):
             if batch.rows:
                 embeddings[batch.rows] = batch.embeddings
-            for row, info, thumbnail in zip(batch.rows, batch.infos, batch.thumbnails, strict=True):
+            for row, info, thumbnail, digest in zip(
+                batch.rows, batch.infos, batch.thumbnails, batch.digests, strict=True
+            ):
                 infos[row] = info
+                if contents[row].digest is None:  # a unique size was not hashed before
+                    contents[row] = replace(contents[row], digest=digest)
                 if thumbnail is not None and kept_bytes + len(thumbnail) <= thumbnail_budget:
                     thumbnails[row] = thumbnail
                     kept_bytes += len(thumbnail)
@@ -317,6 +325,7 @@ def scan(
         timings_s=timings,
         search=search_info,
         against=_against_info(against, reference_paths, embedded.contents),
+        digests=_digests(embedded.contents),
     )
     return ScanResult(
         report=report,
@@ -341,6 +350,15 @@ def _against_info(
         "reference": list(against or []),
         "reference_images": in_reference,
         "query_images": len(files) - in_reference,
+    }
+
+
+def _digests(contents: Sequence[ContentGroup]) -> dict[str, str]:
+    return {
+        file.path: content.digest
+        for content in contents
+        if content.digest
+        for file in content.files
     }
 
 
@@ -629,6 +647,7 @@ def groups_from_catalog(
         timings_s=timings,
         search=search_info,
         against=_against_info([str(against)], reference_paths, contents) if against else None,
+        digests=_digests(contents),
     )
     return ScanResult(
         report=report,

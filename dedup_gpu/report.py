@@ -1,10 +1,11 @@
 """Stage 7: the versioned JSON report, its CSV twin, and the terminal summary.
 
-Schema (version 4), documented in README.md:
-{"version": 4, "tool": "dedup-gpu 0.1.0", "created": ISO-8601, "model": name,
+Schema (version 5), documented in README.md:
+{"version": 5, "tool": "dedup-gpu 0.1.0", "created": ISO-8601, "model": name,
  "model_info": {...}, "threshold": float, "keep_policy": str, "device": str,
- "counts": {...}, "groups": [{"keep": {path, width, height, bytes, mtime},
- "duplicates": [{path, matched, score, exact, verification, width, height, bytes, mtime}]}],
+ "counts": {...}, "groups": [{"keep": {path, width, height, bytes, mtime, digest},
+ "duplicates": [{path, matched, score, exact, verification, width, height, bytes, mtime,
+ digest}]}],
  "verification": {mode, pairs_checked, pairs_rejected, seconds},
  "rejected_pairs": [{"paths": [a, b], "score", "verification": {...}}],
  "errors": [{"path", "reason"}], "timings_s": {...}, "search": {"kind", ...},
@@ -28,14 +29,16 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
-from .errors import OutputError
+from .errors import OutputError, ReportError
 from .group import Group, Member
 from .records import FileError, Verdict
 
 # 2: verification verdicts on duplicates, "verification", "rejected_pairs"
 # 3: groups are centred on their most central image; each duplicate names the image it "matched"
 # 4: "search" (exact or IVF, with nprobe); "against" for cross-set (leakage) reports
-REPORT_VERSION = 4
+# 5: each file's "digest" (BLAKE2b-256 of its bytes), so actions can tell a file changed since
+REPORT_VERSION = 5
+OLDEST_READABLE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class Report:
     search: dict[str, Any] = field(default_factory=dict)  # the index: exact, or IVF and nprobe
     # Cross-set reports: only copies between the scanned set and this reference set.
     against: dict[str, Any] | None = None
+    digests: dict[str, str] = field(default_factory=dict)  # path -> BLAKE2b-256 of its bytes
     created: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
     )
@@ -81,8 +85,8 @@ class Report:
             "counts": self.counts,
             "groups": [
                 {
-                    "keep": _kept(group.keep),
-                    "duplicates": [_duplicate(member) for member in group.duplicates],
+                    "keep": _kept(group.keep, self.digests),
+                    "duplicates": [_duplicate(member, self.digests) for member in group.duplicates],
                 }
                 for group in self.groups
             ],
@@ -102,17 +106,18 @@ class Report:
         }
 
 
-def _kept(member: Member) -> dict[str, Any]:
+def _kept(member: Member, digests: dict[str, str]) -> dict[str, Any]:
     return {
         "path": member.path,
         "width": member.width,
         "height": member.height,
         "bytes": member.bytes,
         "mtime": member.mtime,
+        "digest": digests.get(member.path),
     }
 
 
-def _duplicate(member: Member) -> dict[str, Any]:
+def _duplicate(member: Member, digests: dict[str, str]) -> dict[str, Any]:
     return {
         "path": member.path,
         "matched": member.matched,
@@ -123,6 +128,7 @@ def _duplicate(member: Member) -> dict[str, Any]:
         "height": member.height,
         "bytes": member.bytes,
         "mtime": member.mtime,
+        "digest": digests.get(member.path),
     }
 
 
@@ -279,3 +285,120 @@ def print_groups(report: Report, console: Console, limit: int = 10) -> None:
         )
     if len(report.errors) > limit:
         console.print(f"... and {len(report.errors) - limit} more skipped files (see the report)")
+
+
+# Reading a report back (review, audit, apply and export start from the JSON file)
+
+
+@dataclass(frozen=True)
+class ReportedFile:
+    """One file of a saved report's group, as the report recorded it."""
+
+    path: str
+    bytes: int
+    mtime: float
+    width: int
+    height: int
+    digest: str | None  # None in reports older than version 5
+    keep: bool  # the group's kept copy
+    matched: str = ""  # duplicates: the image it was matched against
+    score: float = 1.0  # duplicates: cosine against `matched` (1.0 when byte-identical)
+    exact: bool = False  # duplicates: byte-identical to the kept copy
+    verification: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ReportedGroup:
+    keep: ReportedFile
+    duplicates: tuple[ReportedFile, ...]
+
+
+@dataclass(frozen=True)
+class SavedReport:
+    """A report file read back: its groups as typed records, the rest as parsed JSON."""
+
+    path: str
+    version: int
+    created: str
+    model: str
+    threshold: float
+    groups: tuple[ReportedGroup, ...]
+    errors: tuple[FileError, ...]
+    raw: dict[str, Any]
+
+    def kept_paths(self) -> set[str]:
+        return {group.keep.path for group in self.groups}
+
+
+def read_report(path: str) -> SavedReport:
+    """Read a report written by `scan` or `groups` (version 3 or later); a missing, unreadable or
+    malformed file raises ReportError naming what is wrong."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError as error:
+        raise ReportError(
+            f"no report at {path}", hint="write one with: dedup-gpu scan FOLDER --out report.json"
+        ) from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise ReportError(f"cannot read the report {path}: {error}") from error
+    except json.JSONDecodeError as error:
+        raise ReportError(
+            f"{path} is not a JSON report (line {error.lineno}: {error.msg})",
+            hint="give the report.json that scan or groups wrote",
+        ) from error
+    if not isinstance(data, dict) or not isinstance(data.get("groups"), list):
+        raise ReportError(
+            f"{path} is not a dedup-gpu report (no list of groups)",
+            hint="give the report.json that scan or groups wrote",
+        )
+    version = data.get("version")
+    if not isinstance(version, int) or not OLDEST_READABLE_VERSION <= version <= REPORT_VERSION:
+        raise ReportError(
+            f"{path} is a version {version!r} report; this dedup-gpu reads versions "
+            f"{OLDEST_READABLE_VERSION} to {REPORT_VERSION}",
+            hint="make the report again with this version of dedup-gpu",
+        )
+    try:
+        groups = tuple(
+            ReportedGroup(
+                keep=_reported(group["keep"], keep=True),
+                duplicates=tuple(_reported(item, keep=False) for item in group["duplicates"]),
+            )
+            for group in data["groups"]
+        )
+        errors = tuple(
+            FileError(str(item["path"]), str(item["reason"])) for item in data.get("errors", [])
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise ReportError(
+            f"{path} has a malformed group or error entry ({type(error).__name__}: {error})",
+            hint="make the report again; do not edit it by hand",
+        ) from error
+    return SavedReport(
+        path=path,
+        version=version,
+        created=str(data.get("created", "")),
+        model=str(data.get("model", "")),
+        threshold=float(data.get("threshold", 0.0)),
+        groups=groups,
+        errors=errors,
+        raw=data,
+    )
+
+
+def _reported(item: dict[str, Any], *, keep: bool) -> ReportedFile:
+    digest = item.get("digest")
+    return ReportedFile(
+        path=str(item["path"]),
+        bytes=int(item["bytes"]),
+        mtime=float(item["mtime"]),
+        width=int(item["width"]),
+        height=int(item["height"]),
+        digest=str(digest) if digest is not None else None,
+        keep=keep,
+        matched="" if keep else str(item.get("matched", "")),
+        score=1.0 if keep else float(item["score"]),
+        exact=False if keep else bool(item["exact"]),
+        verification=None if keep else item.get("verification"),
+    )

@@ -4,6 +4,7 @@ model through the real CLI; bad files reported; the report a user reads."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -80,7 +81,7 @@ def test_cli_reports_bad_files_and_exact_copies_and_exits_zero(
 
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["version"] == 4
+    assert report["version"] == 5
     assert report["model"] == "sscd-onnx"
     assert set(report) >= {"version", "model", "threshold", "counts", "groups", "errors"}
     errors = {os.path.basename(e["path"]): e["reason"] for e in report["errors"]}
@@ -94,6 +95,8 @@ def test_cli_reports_bad_files_and_exact_copies_and_exits_zero(
     [duplicate] = group["duplicates"]
     assert duplicate["exact"] is True and duplicate["score"] == 1.0
     assert duplicate["matched"] == group["keep"]["path"]
+    coffee_hash = hashlib.blake2b((photo_dir / "coffee.png").read_bytes(), digest_size=32)
+    assert group["keep"]["digest"] == duplicate["digest"] == coffee_hash.hexdigest()
     assert report["counts"]["exact_duplicates"] == 1
     assert report["counts"]["reclaimable_bytes"] == (photo_dir / "coffee.png").stat().st_size
     assert report["counts"]["errors"] == len(expected_errors)
