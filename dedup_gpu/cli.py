@@ -1,4 +1,5 @@
-"""The `dedup-gpu` command line: scan, index, groups, check, models, demo, eval.
+"""The `dedup-gpu` command line: scan, index, groups, check, review, audit, apply, undo, export,
+models, demo, eval.
 
 Every DedupError becomes one `error:` line plus a hint (exit status 2); anything unexpected
 becomes one line too (exit status 1). --debug shows the full traceback instead.
@@ -483,6 +484,215 @@ def check_command(
         raise typer.Exit(EXIT_DUPLICATE)
     if any(result.verdict == "error" for result in results):
         raise typer.Exit(EXIT_UNREADABLE)
+
+
+ReportArgument = Annotated[str, typer.Argument(help="A report.json written by scan or groups.")]
+DecisionsOption = Annotated[
+    str | None,
+    typer.Option(help="Reviewer decisions exported from the review page: only what they remove."),
+]
+
+
+@app.command("apply")
+def apply_command(
+    report_path: ReportArgument,
+    action: Annotated[
+        str, typer.Option(help="move (to --to), hardlink, symlink (exact copies) or delete.")
+    ],
+    to: Annotated[str | None, typer.Option(help="Folder to move duplicates into.")] = None,
+    decisions: DecisionsOption = None,
+    journal: Annotated[
+        str | None,
+        typer.Option(help="Journal to write (JSON lines); default: beside the report."),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Act; without it, a dry run.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Move, link or delete the report's duplicates: a dry run unless --yes; undo with `undo`."""
+    from .actions import Action, apply_report, plan_changes
+    from .report import human_bytes, read_report
+
+    with reported_errors(debug):
+        report = read_report(report_path)
+        remove = _decided_removals(decisions, report)
+        if action == Action.delete.value and yes and journal is None:
+            plan_changes(report, action, to=to, remove=remove)  # bad arguments first
+            raise BadArgumentError(
+                "--action delete needs --journal FILE as well as --yes",
+                hint="name the journal that records what was deleted (undo reads it)",
+            )
+        result = apply_report(report, action, to=to, remove=remove, journal=journal, yes=yes)
+        verb = {"move": "move", "hardlink": "hard-link", "symlink": "symlink", "delete": "delete"}
+        changes = result.planned if result.dry_run else result.done
+        for change in changes:
+            arrow = f" -> {change.target}" if change.target else ""
+            link = f" -> {change.keep}" if change.action in ("hardlink", "symlink") else ""
+            prefix = "would " if result.dry_run else ""
+            out.print(
+                f"{prefix}{verb[change.action]} {change.path}{arrow}{link}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        for path, reason in result.skipped:
+            out.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False, soft_wrap=True)
+        freed = human_bytes(sum(change.bytes for change in changes))
+        if result.dry_run:
+            out.print(
+                f"dry run: {len(changes)} file(s) would be changed ({freed}), "
+                f"{len(result.skipped)} skipped; nothing was touched. Add --yes to act.",
+                highlight=False,
+            )
+        else:
+            out.print(
+                f"{len(changes)} file(s) changed ({freed}), {len(result.skipped)} skipped; "
+                f"journal: {result.journal} (undo with: dedup-gpu undo {result.journal})",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+def _decided_removals(decisions: str | None, report):
+    if decisions is None:
+        return None
+    from .export import read_decisions
+
+    decided = read_decisions(decisions, report)
+    for path, reason in decided.ignored:
+        err.print(f"ignored in {decisions}: {path}: {reason}", highlight=False, soft_wrap=True)
+    return decided.remove
+
+
+@app.command("undo")
+def undo_command(
+    journal: Annotated[str, typer.Argument(help="The journal apply wrote.")],
+    debug: DebugOption = False,
+) -> None:
+    """Put back every file an apply changed, byte for byte, even after a crash mid-way."""
+    from .actions import undo_journal
+
+    with reported_errors(debug):
+        result = undo_journal(journal)
+        for path in result.restored:
+            out.print(f"restored {path}", highlight=False, soft_wrap=True)
+        for path, reason in result.failed:
+            out.print(f"[red]not restored[/] {path}: {reason}", highlight=False, soft_wrap=True)
+        out.print(
+            f"{len(result.restored)} restored, {len(result.already_in_place)} already in place, "
+            f"{len(result.failed)} could not be restored",
+            highlight=False,
+        )
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@app.command("review")
+def review_command(
+    report_path: ReportArgument,
+    html: Annotated[str, typer.Option(help="The page to write; thumbnails go in <name>_files/.")],
+    page_size: Annotated[int, typer.Option(help="Groups shown per page.")] = 50,
+    thumbnail_px: Annotated[int, typer.Option(help="Longest side of each thumbnail.")] = 160,
+    debug: DebugOption = False,
+) -> None:
+    """Write an HTML page to review each group, un-tick copies to keep, export decisions."""
+    from .report import read_report
+    from .review import write_review
+
+    with reported_errors(debug):
+        page = write_review(
+            read_report(report_path), html, page_size=page_size, thumbnail_px=thumbnail_px
+        )
+        for path, reason in page.unreadable[:10]:
+            out.print(f"[yellow]no thumbnail[/] {path}: {reason}", highlight=False, soft_wrap=True)
+        if len(page.unreadable) > 10:
+            out.print(f"... and {len(page.unreadable) - 10} more without a thumbnail")
+        out.print(
+            f"{page.groups} groups, {page.files} files, {page.thumbnails_written} thumbnails; "
+            f"open {page.html_path}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@app.command("audit")
+def audit_command(
+    report_path: ReportArgument,
+    price_per_gb_month: Annotated[
+        float | None,
+        typer.Option(help="Storage price per GB (10^9 bytes) and month: adds the yearly cost."),
+    ] = None,
+    currency: Annotated[str, typer.Option(help="ISO 4217 code for the price.")] = "USD",
+    as_json: Annotated[
+        str | None,
+        typer.Option("--json", help="Also write the audit as JSON to FILE (- for stdout)."),
+    ] = None,
+    debug: DebugOption = False,
+) -> None:
+    """What the duplicates cost: counts and reclaimable bytes by folder and format."""
+    from .audit import audit_report, print_audit
+    from .report import read_report
+
+    with reported_errors(debug):
+        audit = audit_report(
+            read_report(report_path), price_per_gb_month=price_per_gb_month, currency=currency
+        )
+        if as_json == "-":
+            print(json.dumps(audit.to_dict(), indent=2, ensure_ascii=False))
+            return
+        print_audit(audit, out)
+        if as_json:
+            _write_json_file(as_json, audit.to_dict())
+            out.print(f"written: {as_json}", highlight=False)
+
+
+def _write_json_file(path: str, data: dict) -> None:
+    from .report import atomic_write
+
+    atomic_write(path, lambda handle: json.dump(data, handle, indent=2, ensure_ascii=False))
+
+
+@app.command("export")
+def export_command(
+    report_path: ReportArgument,
+    keep_list: Annotated[
+        str | None, typer.Option(help="Write the paths to keep, one a line.")
+    ] = None,
+    remove_list: Annotated[
+        str | None, typer.Option(help="Write the duplicates to remove, one a line.")
+    ] = None,
+    csv_path: Annotated[
+        str | None, typer.Option("--csv", help="Write one row per file in a group (CSV).")
+    ] = None,
+    parquet_path: Annotated[
+        str | None, typer.Option("--parquet", help="The same rows as Parquet (needs pyarrow).")
+    ] = None,
+    decisions: DecisionsOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Keep and remove lists (text, CSV, Parquet) for training pipelines and other tools."""
+    from .export import export_lists, read_decisions
+    from .report import read_report
+
+    with reported_errors(debug):
+        report = read_report(report_path)
+        decided = read_decisions(decisions, report) if decisions else None
+        for path, reason in decided.ignored if decided else ():
+            err.print(f"ignored in {decisions}: {path}: {reason}", highlight=False, soft_wrap=True)
+        result = export_lists(
+            report,
+            keep_list=keep_list,
+            remove_list=remove_list,
+            csv_path=csv_path,
+            parquet_path=parquet_path,
+            decisions=decided,
+        )
+        for path, reason in result.skipped:
+            err.print(f"[yellow]not listed[/] {path!r}: {reason}", highlight=False, soft_wrap=True)
+        out.print(
+            f"{result.keep_listed} to keep, {result.remove_listed} to remove; written: "
+            + ", ".join(result.written),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()

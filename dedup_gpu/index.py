@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import fsync_folder
 from .errors import BadArgumentError, IndexBackendError, OutputError
 
 SEARCH_KINDS = ("auto", "exact", "ivf")
@@ -313,7 +314,7 @@ class SimilarityIndex:
                 os.close(handle)
             os.replace(temp, path)
             temp = None
-            _fsync_folder(folder)
+            fsync_folder(folder)
         except OSError as error:
             raise OutputError(
                 f"cannot write the search index {path}: {error}",
@@ -631,20 +632,6 @@ def _faiss_message(error: BaseException) -> str:
         if "Error" in line or "error" in line:
             return line.strip()
     return text.splitlines()[0] if text else type(error).__name__
-
-
-def _fsync_folder(folder: str) -> None:
-    # The rename itself is durable only once the folder's entry is on disk.
-    try:
-        handle = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(handle)
-    except OSError:
-        pass  # some filesystems refuse fsync on a folder; the data itself is already synced
-    finally:
-        os.close(handle)
 
 
 def unique_pairs(left: np.ndarray, right: np.ndarray, score: np.ndarray) -> Pairs:

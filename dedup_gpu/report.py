@@ -156,7 +156,7 @@ def count_summary(
     }
 
 
-def _atomic_write(path: str, write: Any) -> None:
+def atomic_write(path: str, write: Any) -> None:
     """Write through a temporary file in the same folder, so a crash never leaves half a report."""
     folder = os.path.dirname(os.path.abspath(path))
     try:
@@ -176,7 +176,7 @@ def _atomic_write(path: str, write: Any) -> None:
 
 
 def write_json(report: Report, path: str) -> None:
-    _atomic_write(path, lambda out: json.dump(report.to_dict(), out, indent=2, ensure_ascii=False))
+    atomic_write(path, lambda out: json.dump(report.to_dict(), out, indent=2, ensure_ascii=False))
 
 
 CSV_COLUMNS = ("group", "role", "path", "matched", "score", "exact", "width", "height", "bytes")
@@ -208,7 +208,7 @@ def write_csv(report: Report, path: str) -> None:
                     ]
                 )
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def human_bytes(count: float) -> str:

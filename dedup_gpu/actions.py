@@ -1,0 +1,522 @@
+"""Stage 8: act on a report safely: move, link or delete duplicates, and undo it.
+
+Every change is written to a journal (JSON lines, flushed and fsynced) before it is made, and
+made so that a crash leaves either the old state or the new one at each path: links and copies
+are made under a temporary name and renamed into place. `undo_journal` reads the journal and
+puts back every file whose bytes can be recovered, checking each against its recorded digest,
+whether apply finished or was killed half way. A kept copy is never touched, and a duplicate
+whose size, mtime or digest differs from the report's is skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import errno
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import IO, Any
+
+from .atomic import fsync_folder
+from .errors import BadArgumentError, OutputError
+from .exact import content_digest
+from .report import ReportedFile, SavedReport
+
+JOURNAL_FORMAT = "dedup-gpu-journal"
+JOURNAL_VERSION = 1
+
+
+class Action(str, enum.Enum):
+    move = "move"  # to --to, keeping the folder structure below the files' common folder
+    hardlink = "hardlink"  # replace a byte-identical duplicate by a hard link to the kept copy
+    symlink = "symlink"  # replace a byte-identical duplicate by a symbolic link to the kept copy
+    delete = "delete"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One planned change to one duplicate."""
+
+    action: str
+    path: str  # the duplicate, absolute
+    keep: str  # its group's kept copy, absolute
+    target: str | None  # move: where it goes
+    bytes: int
+    mtime: float
+    digest: str
+    exact: bool  # byte-identical to the kept copy (so the kept copy can restore it)
+
+
+@dataclass
+class ApplyResult:
+    action: str
+    dry_run: bool
+    journal: str | None
+    planned: list[Change] = field(default_factory=list)
+    done: list[Change] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line reason)
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(change.bytes for change in self.done)
+
+
+@dataclass
+class UndoResult:
+    restored: list[str] = field(default_factory=list)
+    already_in_place: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line reason)
+
+
+def plan_changes(
+    report: SavedReport,
+    action: Action | str,
+    *,
+    to: str | None = None,
+    remove: frozenset[str] | None = None,
+) -> tuple[list[Change], list[tuple[str, str]]]:
+    """The changes `apply` would make, and the duplicates it would skip with the reason.
+
+    `remove` (from reviewer decisions) limits the changes to those duplicates; without it every
+    duplicate is planned. Nothing is read here but the report and the files' metadata.
+    """
+    action = _action(action)
+    if action is Action.move and not to:
+        raise BadArgumentError("--action move needs --to DIR", hint="name the folder to move into")
+    if action is not Action.move and to:
+        raise BadArgumentError(f"--to applies to --action move, not {action.value}")
+    kept = {os.path.abspath(path) for path in report.kept_paths()}
+    entries = [(duplicate, group.keep) for group in report.groups for duplicate in group.duplicates]
+    root = _common_folder([os.path.abspath(d.path) for d, _ in entries] + sorted(kept))
+    changes: list[Change] = []
+    skipped: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for duplicate, keep in entries:
+        path = os.path.abspath(duplicate.path)
+        if remove is not None and duplicate.path not in remove and path not in remove:
+            continue
+        reason = _refusal(duplicate, path, kept, seen, action)
+        if reason:
+            skipped.append((duplicate.path, reason))
+            continue
+        seen.add(path)
+        target = None
+        if action is Action.move:
+            target = os.path.join(os.path.abspath(to or ""), os.path.relpath(path, root))
+        changes.append(
+            Change(
+                action=action.value,
+                path=path,
+                keep=os.path.abspath(keep.path),
+                target=target,
+                bytes=duplicate.bytes,
+                mtime=duplicate.mtime,
+                digest=duplicate.digest or "",
+                exact=duplicate.exact,
+            )
+        )
+    return changes, skipped
+
+
+def _refusal(
+    duplicate: ReportedFile, path: str, kept: set[str], seen: set[str], action: Action
+) -> str:
+    if path in kept:
+        return "it is the kept copy of a group: kept copies are never touched"
+    if path in seen:
+        return "listed twice in the report; acted on once"
+    if not duplicate.digest:
+        return "the report records no digest for it (made before version 5): scan again"
+    if action in (Action.hardlink, Action.symlink) and not duplicate.exact:
+        return (
+            f"not byte-identical to the kept copy: a {action.value} would change what the path "
+            "shows (use move, or review and delete)"
+        )
+    return ""
+
+
+def apply_report(
+    report: SavedReport,
+    action: Action | str,
+    *,
+    to: str | None = None,
+    remove: frozenset[str] | None = None,
+    journal: str | None = None,
+    yes: bool = False,
+) -> ApplyResult:
+    """Apply `action` to the report's duplicates: a dry run (nothing changes) unless `yes`.
+
+    Each duplicate is checked against the report just before it is changed (size, mtime and
+    BLAKE2b digest; for links and deletes the kept copy too) and skipped when it differs. The
+    journal (default: beside the report) is created new, never overwritten.
+    """
+    action = _action(action)
+    changes, skipped = plan_changes(report, action, to=to, remove=remove)
+    result = ApplyResult(action.value, dry_run=not yes, journal=None, skipped=skipped)
+    result.planned = changes
+    if not yes:
+        return result
+    journal = journal or default_journal_path(report.path)
+    result.journal = journal
+    keep_checked: dict[str, str] = {}
+    with _Journal.create(journal, report, action, to) as log:
+        for number, change in enumerate(changes):
+            reason = _changed_since_report(change, keep_checked, action)
+            if reason:
+                result.skipped.append((change.path, reason))
+                continue
+            log.write({"type": "intent", "seq": number, **asdict(change), **_mode(change.path)})
+            try:
+                _perform(change)
+            except OSError as error:
+                result.skipped.append((change.path, _os_reason(error, change)))
+                log.write({"type": "failed", "seq": number, "reason": _os_reason(error, change)})
+                continue
+            log.write({"type": "done", "seq": number})
+            result.done.append(change)
+        log.write({"type": "finished", "done": len(result.done), "skipped": len(result.skipped)})
+    return result
+
+
+def default_journal_path(report_path: str) -> str:
+    """`<report stem>.apply-<UTC time>.jsonl` beside the report."""
+    stem, _ = os.path.splitext(os.path.abspath(report_path))
+    return f"{stem}.apply-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}.jsonl"
+
+
+def _changed_since_report(change: Change, keep_checked: dict[str, str], action: Action) -> str:
+    reason = _differs(change.path, change.bytes, change.mtime, change.digest, "it")
+    if reason:
+        return reason
+    if action is not Action.move and change.exact:
+        # Undo restores an exact duplicate from the kept copy, so that copy must hold its bytes.
+        if change.keep not in keep_checked:
+            keep_checked[change.keep] = _digest_or_reason(change.keep)
+        if keep_checked[change.keep] != change.digest:
+            return f"its kept copy {change.keep} no longer holds the same bytes"
+    if action is Action.move and change.target and os.path.lexists(change.target):
+        return f"{change.target} already exists; nothing is overwritten"
+    return ""
+
+
+def _differs(path: str, size: int, mtime: float, digest: str, name: str) -> str:
+    try:
+        status = os.lstat(path)
+    except FileNotFoundError:
+        return f"{name} no longer exists"
+    except OSError as error:
+        return f"cannot read {name}: {error.strerror or error}"
+    if not os.path.isfile(path) or os.path.islink(path):
+        return f"{name} is no longer a regular file"
+    if status.st_size != size:
+        return f"{name} changed since the report: {status.st_size} bytes, not {size}"
+    if abs(status.st_mtime - mtime) > 1e-3:
+        return "it was modified since the report (mtime differs)"
+    if _digest_or_reason(path) != digest:
+        return "its content changed since the report (digest differs)"
+    return ""
+
+
+def _digest_or_reason(path: str) -> str:
+    try:
+        return content_digest(path)
+    except OSError as error:
+        return f"unreadable: {error.strerror or error}"
+
+
+def _perform(change: Change) -> None:
+    if change.action == Action.move.value:
+        assert change.target is not None
+        _move(change.path, change.target)
+    elif change.action == Action.hardlink.value:
+        _replace_with(change.path, lambda temp: os.link(change.keep, temp))
+    elif change.action == Action.symlink.value:
+        _replace_with(change.path, lambda temp: os.symlink(change.keep, temp))
+    else:
+        os.unlink(change.path)
+        fsync_folder(os.path.dirname(change.path))
+
+
+def _move(source: str, target: str) -> None:
+    """Rename, or across filesystems copy (fsynced, digest-checked by the caller's records) and
+    then remove the source: the target exists in full before the source goes."""
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    if os.path.lexists(target):
+        raise FileExistsError(errno.EEXIST, "the target already exists", target)
+    try:
+        os.link(source, target)  # fails rather than overwrite, unlike rename
+        os.unlink(source)
+    except OSError as error:
+        if error.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK):
+            raise
+        _copy_into_place(source, target)
+        os.unlink(source)
+    fsync_folder(os.path.dirname(target))
+    fsync_folder(os.path.dirname(source))
+
+
+def _replace_with(path: str, make: Any) -> None:
+    """Make the replacement under a temporary name beside `path`, then rename it over `path`."""
+    temp = _temp_name(path)
+    make(temp)
+    try:
+        os.replace(temp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    fsync_folder(os.path.dirname(path))
+
+
+def _copy_into_place(source: str, target: str, mode: int | None = None) -> None:
+    temp = _temp_name(target)
+    try:
+        shutil.copy2(source, temp)
+        if mode is not None:
+            os.chmod(temp, mode)
+        with open(temp, "rb") as handle:
+            os.fsync(handle.fileno())
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, "the target already exists", target)
+        os.replace(temp, target)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+
+
+def _temp_name(path: str) -> str:
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".{name}.dedup-gpu-{secrets.token_hex(4)}.tmp")
+
+
+def _mode(path: str) -> dict[str, Any]:
+    status = os.stat(path)
+    return {"mode": status.st_mode & 0o7777, "atime": status.st_atime}
+
+
+def _os_reason(error: OSError, change: Change) -> str:
+    if error.errno == errno.EXDEV and change.action == Action.hardlink.value:
+        return (
+            f"cannot hard-link across filesystems ({change.path} and its kept copy "
+            f"{change.keep} are on different devices): use --action symlink or move"
+        )
+    return f"{change.action} failed: {error.strerror or error}"
+
+
+# Undo
+
+
+def undo_journal(journal: str) -> UndoResult:
+    """Put back every file the journal records as changed (or about to be), byte for byte.
+
+    Safe to run twice, and after a crash of apply or of undo itself: each file's state is
+    looked at before anything is done to it.
+    """
+    header, intents = _read_journal(journal)
+    result = UndoResult()
+    for entry in reversed(intents):
+        path = entry["path"]
+        try:
+            state = _restore(entry)
+        except OSError as error:
+            result.failed.append((path, f"cannot restore: {error.strerror or error}"))
+            continue
+        if state == "restored":
+            result.restored.append(path)
+        elif state == "in place":
+            result.already_in_place.append(path)
+        else:
+            result.failed.append((path, state))
+    with open(journal, "a", encoding="utf-8") as handle:
+        _write_line(
+            handle,
+            {
+                "type": "undone",
+                "at": _now(),
+                "restored": len(result.restored),
+                "failed": len(result.failed),
+            },
+        )
+    del header
+    return result
+
+
+def _restore(entry: dict[str, Any]) -> str:
+    """'restored', 'in place', or a one-line reason it could not be."""
+    path, digest = entry["path"], entry["digest"]
+    if _holds(path, digest) and not os.path.islink(path) and not _same_file(path, entry["keep"]):
+        if entry["action"] == Action.move.value:
+            target = entry["target"]
+            if target and _holds(target, digest):
+                # Apply was stopped between making the target (link or copy) and removing the
+                # source; the target did not exist before (apply checks), so it is ours.
+                os.unlink(target)
+        return "in place"
+    if entry["action"] == Action.move.value:
+        target = entry["target"]
+        if not target or not _holds(target, digest):
+            return f"its moved copy {target} is missing or changed; nothing restored"
+        if os.path.lexists(path):
+            return f"{path} exists with other content; left as it is"
+        _move(target, path)
+    else:
+        source = _source_of(entry)
+        if source is None:
+            return (
+                "deleted, and it was not byte-identical to its kept copy: its bytes are gone"
+                if entry["action"] == Action.delete.value
+                else f"its kept copy {entry['keep']} no longer holds its bytes"
+            )
+        if os.path.lexists(path) and not (os.path.islink(path) or _same_file(path, source)):
+            return f"{path} exists with other content; left as it is"
+        temp = _temp_name(path)
+        try:
+            shutil.copyfile(source, temp)
+            os.chmod(temp, entry.get("mode", 0o644))
+            with open(temp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(temp, path)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+    os.utime(path, (entry.get("atime", entry["mtime"]), entry["mtime"]))
+    fsync_folder(os.path.dirname(path))
+    return "restored" if _holds(path, digest) else "restored, but its digest differs"
+
+
+def _source_of(entry: dict[str, Any]) -> str | None:
+    """Where an exact duplicate's bytes can be copied back from: its kept copy."""
+    if entry["exact"] and _holds(entry["keep"], entry["digest"]):
+        return entry["keep"]
+    return None
+
+
+def _holds(path: str, digest: str) -> bool:
+    try:
+        return os.path.isfile(path) and content_digest(path) == digest
+    except OSError:
+        return False
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _read_journal(journal: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    try:
+        with open(journal, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError as error:
+        raise BadArgumentError(
+            f"cannot read the journal {journal}: {error.strerror or error}",
+            hint="give the .jsonl file apply wrote (its path was printed)",
+        ) from error
+    entries = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break  # a last line cut short by a crash: its change was never begun
+            raise BadArgumentError(f"{journal} line {number} is not JSON") from None
+    if not entries or entries[0].get("format") != JOURNAL_FORMAT:
+        raise BadArgumentError(
+            f"{journal} is not a dedup-gpu apply journal",
+            hint="give the .jsonl file apply wrote",
+        )
+    if entries[0].get("version") != JOURNAL_VERSION:
+        raise BadArgumentError(f"{journal} is a version {entries[0].get('version')} journal")
+    return entries[0], [entry for entry in entries if entry.get("type") == "intent"]
+
+
+class _Journal:
+    """Append-only JSON lines, each flushed and fsynced before the change it announces."""
+
+    def __init__(self, handle: IO[str]) -> None:
+        self._handle = handle
+
+    @classmethod
+    @contextlib.contextmanager
+    def create(
+        cls, path: str, report: SavedReport, action: Action, to: str | None
+    ) -> Iterator[_Journal]:
+        try:
+            handle = open(path, "x", encoding="utf-8")  # noqa: SIM115 - held for the whole run
+        except FileExistsError as error:
+            raise OutputError(
+                f"the journal {path} already exists", hint="give a new --journal path"
+            ) from error
+        except OSError as error:
+            raise OutputError(
+                f"cannot create the journal {path}: {error.strerror or error}"
+            ) from error
+        with handle:
+            journal = cls(handle)
+            journal.write(
+                {
+                    "format": JOURNAL_FORMAT,
+                    "version": JOURNAL_VERSION,
+                    "type": "apply",
+                    "report": os.path.abspath(report.path),
+                    "report_created": report.created,
+                    "action": action.value,
+                    "to": os.path.abspath(to) if to else None,
+                    "started": _now(),
+                    "pid": os.getpid(),
+                }
+            )
+            fsync_folder(os.path.dirname(os.path.abspath(path)))
+            yield journal
+
+    def write(self, entry: dict[str, Any]) -> None:
+        _write_line(self._handle, entry)
+
+
+def _write_line(handle: IO[str], entry: dict[str, Any]) -> None:
+    handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _action(action: Action | str) -> Action:
+    try:
+        return Action(action)
+    except ValueError as error:
+        choices = ", ".join(a.value for a in Action)
+        raise BadArgumentError(
+            f"unknown action {action!r}", hint=f"use one of {choices}"
+        ) from error
+
+
+def _common_folder(paths: list[str]) -> str:
+    if not paths:
+        return os.sep
+    return (
+        os.path.dirname(paths[0])
+        if len(paths) == 1
+        else os.path.commonpath([os.path.dirname(p) for p in paths])
+    )
+
+
+__all__ = [
+    "Action",
+    "ApplyResult",
+    "Change",
+    "UndoResult",
+    "apply_report",
+    "default_journal_path",
+    "plan_changes",
+    "undo_journal",
+]

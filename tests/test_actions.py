@@ -1,0 +1,441 @@
+"""Acting on a report never loses a file: dry runs touch nothing, changed files are skipped, kept
+copies are never touched, and undo restores every byte, even after apply is killed mid-way."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import skimage_photo
+from PIL import Image
+from typer.testing import CliRunner
+
+from dedup_gpu.cli import app
+from dedup_gpu.exact import content_digest
+
+runner = CliRunner()
+
+
+def apply(report: Path, action: str, *options: object):
+    return runner.invoke(app, ["apply", str(report), "--action", action, *map(str, options)])
+
+
+def tree_state(root: Path) -> dict[str, tuple[str, int, float]]:
+    """Every regular file under root: relative path -> (digest, mode, mtime)."""
+    state = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            status = path.stat()
+            state[str(path.relative_to(root))] = (
+                content_digest(str(path)),
+                status.st_mode & 0o7777,
+                round(status.st_mtime, 3),
+            )
+    return state
+
+
+def entry(path: Path, *, score: float = 1.0, exact: bool = True, matched: str = "") -> dict:
+    with Image.open(path) as image:
+        width, height = image.size
+    status = path.stat()
+    return {
+        "path": str(path),
+        "matched": matched,
+        "score": score,
+        "exact": exact,
+        "verification": None,
+        "width": width,
+        "height": height,
+        "bytes": status.st_size,
+        "mtime": status.st_mtime,
+        "digest": content_digest(str(path)),
+    }
+
+
+def write_report(path: Path, groups: list[tuple[Path, list[tuple[Path, bool]]]]) -> Path:
+    """A version 5 report: (kept copy, [(duplicate, is byte-identical)]) per group."""
+    data = {
+        "version": 5,
+        "created": "2026-11-22T10:00:00+00:00",
+        "model": "sscd-onnx",
+        "threshold": 0.5,
+        "groups": [
+            {
+                "keep": {k: v for k, v in entry(keep).items() if k in KEPT_FIELDS},
+                "duplicates": [
+                    entry(dup, score=1.0 if exact else 0.8, exact=exact, matched=str(keep))
+                    for dup, exact in duplicates
+                ],
+            }
+            for keep, duplicates in groups
+        ],
+        "errors": [],
+    }
+    path.write_text(json.dumps(data))
+    return path
+
+
+KEPT_FIELDS = {"path", "width", "height", "bytes", "mtime", "digest"}
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> tuple[Path, Path]:
+    """An archive with exact copies and a re-saved copy in two folders, and its report."""
+    root = tmp_path / "archive"
+    (root / "2019" / "trip").mkdir(parents=True)
+    (root / "2020").mkdir()
+    originals = {}
+    for name in ("astronaut.png", "coffee.png"):
+        originals[name] = root / "2019" / name
+        shutil.copyfile(skimage_photo(name), originals[name])
+    exact_a = root / "2020" / "astronaut copy.png"
+    exact_b = root / "2019" / "trip" / "coffee (1).png"
+    shutil.copyfile(originals["astronaut.png"], exact_a)
+    shutil.copyfile(originals["coffee.png"], exact_b)
+    resaved = root / "2020" / "coffee.jpg"
+    Image.open(originals["coffee.png"]).save(resaved, quality=80)
+    os.chmod(exact_a, 0o640)
+    report = write_report(
+        tmp_path / "report.json",
+        [
+            (originals["astronaut.png"], [(exact_a, True)]),
+            (originals["coffee.png"], [(exact_b, True), (resaved, False)]),
+        ],
+    )
+    return root, report
+
+
+def test_a_dry_run_changes_nothing_and_says_what_it_would_do(archive, tmp_path: Path) -> None:
+    root, report = archive
+    before = tree_state(root)
+
+    result = apply(report, "move", "--to", str(tmp_path / "trash"))
+
+    assert result.exit_code == 0, result.output
+    assert "would move" in result.output and "3 file(s) would be changed" in result.output
+    assert "Add --yes to act" in result.output
+    assert tree_state(root) == before
+    assert not (tmp_path / "trash").exists()
+    assert not list(tmp_path.glob("*.jsonl"))
+
+
+def test_move_keeps_the_folder_structure_and_undo_restores_every_byte(
+    archive, tmp_path: Path
+) -> None:
+    root, report = archive
+    before = tree_state(root)
+    trash = tmp_path / "trash"
+
+    moved = apply(report, "move", "--to", str(trash), "--yes")
+
+    assert moved.exit_code == 0, moved.output
+    assert "3 file(s) changed" in moved.output
+    assert sorted(str(p.relative_to(trash)) for p in trash.rglob("*") if p.is_file()) == [
+        "2019/trip/coffee (1).png",
+        "2020/astronaut copy.png",
+        "2020/coffee.jpg",
+    ]
+    assert set(tree_state(root)) == {"2019/astronaut.png", "2019/coffee.png"}  # keeps untouched
+    assert tree_state(root)["2019/coffee.png"] == before["2019/coffee.png"]
+    [journal] = tmp_path.glob("report.apply-*.jsonl")  # beside the report
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert lines[0]["format"] == "dedup-gpu-journal" and lines[-1]["type"] == "finished"
+    assert [line["type"] for line in lines[1:-1]] == ["intent", "done"] * 3
+
+    undone = runner.invoke(app, ["undo", str(journal)])
+
+    assert undone.exit_code == 0, undone.output
+    assert "3 restored" in undone.output
+    assert tree_state(root) == before  # same paths, bytes, permissions and mtimes
+    again = runner.invoke(app, ["undo", str(journal)])  # running it twice is harmless
+    assert again.exit_code == 0 and "3 already in place" in again.output
+    assert tree_state(root) == before
+
+
+def test_files_changed_since_the_report_are_skipped_and_left_alone(archive, tmp_path: Path) -> None:
+    root, report = archive
+    edited = root / "2020" / "astronaut copy.png"
+    edited.write_bytes(edited.read_bytes() + b"\0")  # size differs
+    touched = root / "2019" / "trip" / "coffee (1).png"
+    os.utime(touched, (1_600_000_000, 1_600_000_000))  # same bytes, other mtime
+    swapped = root / "2020" / "coffee.jpg"
+    stat = swapped.stat()
+    data = bytearray(swapped.read_bytes())
+    data[-3] ^= 0xFF  # same size and mtime, other content
+    swapped.write_bytes(bytes(data))
+    os.utime(swapped, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    before = tree_state(root)
+
+    result = apply(report, "move", "--to", str(tmp_path / "t"), "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "0 file(s) changed" in result.output
+    assert "changed since the report: " in result.output
+    assert "modified since the report (mtime differs)" in result.output
+    assert "content changed since the report (digest differs)" in result.output
+    assert tree_state(root) == before
+
+
+def test_hardlinks_replace_exact_copies_only_and_undo_makes_them_separate_again(
+    archive, tmp_path: Path
+) -> None:
+    root, report = archive
+    before = tree_state(root)
+
+    result = apply(report, "hardlink", "--journal", str(tmp_path / "j.jsonl"), "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "2 file(s) changed" in result.output
+    assert "coffee.jpg: not byte-identical to the kept copy" in result.output
+    assert os.path.samefile(root / "2020" / "astronaut copy.png", root / "2019" / "astronaut.png")
+    assert tree_state(root)["2020/coffee.jpg"] == before["2020/coffee.jpg"]
+
+    assert runner.invoke(app, ["undo", str(tmp_path / "j.jsonl")]).exit_code == 0
+    assert tree_state(root) == before
+    assert not os.path.samefile(
+        root / "2020" / "astronaut copy.png", root / "2019" / "astronaut.png"
+    )
+
+
+def test_symlinks_point_at_the_kept_copy_and_undo_restores_files(archive, tmp_path) -> None:
+    root, report = archive
+    before = tree_state(root)
+    journal = tmp_path / "links.jsonl"
+
+    result = apply(report, "symlink", "--journal", str(journal), "--yes")
+
+    assert result.exit_code == 0, result.output
+    link = root / "2019" / "trip" / "coffee (1).png"
+    assert link.is_symlink() and os.readlink(link) == str(root / "2019" / "coffee.png")
+    assert runner.invoke(app, ["undo", str(journal)]).exit_code == 0
+    assert not link.is_symlink() and tree_state(root) == before
+
+
+def test_a_hardlink_across_filesystems_is_reported_clearly(tmp_path: Path) -> None:
+    other = Path("/dev/shm")
+    if not other.is_dir() or os.stat(other).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on a filesystem of its own")
+    elsewhere = Path(other / f"dedup-gpu-test-{os.getpid()}")
+    elsewhere.mkdir()
+    try:
+        keep = elsewhere / "coffee.png"
+        shutil.copyfile(skimage_photo("coffee.png"), keep)
+        copy = tmp_path / "coffee copy.png"
+        shutil.copyfile(keep, copy)
+        report = write_report(tmp_path / "report.json", [(keep, [(copy, True)])])
+        before = tree_state(tmp_path)
+
+        result = apply(report, "hardlink", "--journal", str(tmp_path / "j.jsonl"), "--yes")
+
+        assert result.exit_code == 0, result.output
+        assert "cannot hard-link across filesystems" in result.output
+        assert "use --action symlink or move" in result.output
+        after = tree_state(tmp_path)
+        assert after["coffee copy.png"] == before["coffee copy.png"]
+    finally:
+        shutil.rmtree(elsewhere)
+
+
+def test_delete_needs_a_journal_and_undo_restores_what_bytes_allow(archive, tmp_path) -> None:
+    root, report = archive
+    before = tree_state(root)
+    refused = apply(report, "delete", "--yes")
+    assert refused.exit_code == 2 and "needs --journal FILE" in refused.output
+    assert tree_state(root) == before
+
+    journal = tmp_path / "deleted.jsonl"
+    deleted = apply(report, "delete", "--journal", str(journal), "--yes")
+    assert deleted.exit_code == 0, deleted.output
+    assert set(tree_state(root)) == {"2019/astronaut.png", "2019/coffee.png"}
+
+    undone = runner.invoke(app, ["undo", str(journal)])
+    # The two exact copies come back from their kept copies; the re-saved JPEG had bytes of its
+    # own, and undo says so rather than pretending.
+    assert undone.exit_code == 1
+    assert "2 restored" in undone.output and "1 could not be restored" in undone.output
+    assert "its bytes are gone" in undone.output
+    after = tree_state(root)
+    assert {k: v for k, v in before.items() if k != "2020/coffee.jpg"} == after
+
+
+def test_reviewer_decisions_limit_what_is_removed_and_keeps_are_never_touched(
+    archive, tmp_path: Path
+) -> None:
+    root, report = archive
+    created = json.loads(report.read_text())["created"]
+    decisions = tmp_path / "decisions.json"
+    decisions.write_text(
+        json.dumps(
+            {
+                "format": "dedup-gpu-decisions",
+                "version": 1,
+                "report": str(report),
+                "report_created": created,
+                "remove": [str(root / "2020" / "coffee.jpg"), str(root / "2019" / "coffee.png")],
+                "keep": [str(root / "2020" / "astronaut copy.png")],
+            }
+        )
+    )
+    before = tree_state(root)
+
+    result = apply(
+        report, "move", "--to", str(tmp_path / "t"), "--decisions", str(decisions), "--yes"
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "1 file(s) changed" in result.output
+    after = tree_state(root)
+    assert "2020/coffee.jpg" not in after  # the one ticked duplicate moved
+    assert after["2019/coffee.png"] == before["2019/coffee.png"]  # a keep, listed or not
+    assert after["2020/astronaut copy.png"] == before["2020/astronaut copy.png"]  # un-ticked
+
+    decisions.write_text(json.dumps({**json.loads(decisions.read_text()), "report_created": "x"}))
+    other = apply(report, "delete", "--decisions", str(decisions))
+    assert other.exit_code == 2 and "another report" in other.output
+
+
+def test_bad_arguments_are_refused_before_anything_is_touched(archive, tmp_path) -> None:
+    root, report = archive
+    before = tree_state(root)
+    cases = [
+        (["apply", str(report), "--action", "move", "--yes"], "needs --to"),
+        (["apply", str(report), "--action", "shred", "--yes"], "unknown action"),
+        (["apply", str(tmp_path / "missing.json"), "--action", "delete"], "no report at"),
+        (["undo", str(report)], "not a dedup-gpu apply journal"),
+    ]
+    for arguments, message in cases:
+        result = runner.invoke(app, arguments)
+        assert result.exit_code == 2, (arguments, result.output)
+        assert message in result.output, (arguments, result.output)
+    assert tree_state(root) == before
+
+
+SLOW_APPLY = """
+import sys, time
+import dedup_gpu.actions as actions
+perform = actions._perform
+def slowly(change):
+    perform(change)
+    time.sleep(0.05)
+actions._perform = slowly
+from dedup_gpu.report import read_report
+actions.apply_report(read_report(sys.argv[1]), sys.argv[2], to=sys.argv[3] or None,
+                     journal=sys.argv[4], yes=True)
+"""
+
+
+@pytest.mark.parametrize("action", ["move", "hardlink"])
+def test_kill_9_during_apply_then_undo_restores_the_tree(action: str, tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    root.mkdir()
+    keep = root / "original.png"
+    shutil.copyfile(skimage_photo("coffee.png"), keep)
+    copies = []
+    for number in range(40):
+        copy = root / f"sub{number % 4}" / f"copy {number:02d}.png"
+        copy.parent.mkdir(exist_ok=True)
+        shutil.copyfile(keep, copy)
+        copies.append((copy, True))
+    report = write_report(tmp_path / "report.json", [(keep, copies)])
+    before = tree_state(root)
+    journal = tmp_path / "apply.jsonl"
+    target = str(tmp_path / "trash") if action == "move" else ""
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_APPLY, str(report), action, target, str(journal)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if journal.exists() and journal.read_text().count('"type": "done"') >= 8:
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    lines = journal.read_text().splitlines()
+    assert 8 <= sum('"done"' in line for line in lines) < 40  # killed mid-way
+    assert not any('"finished"' in line for line in lines)
+
+    undone = runner.invoke(app, ["undo", str(journal)])
+
+    assert undone.exit_code == 0, undone.output
+    assert tree_state(root) == before
+    assert not any(path.is_symlink() for path in root.rglob("*"))
+    if action == "hardlink":
+        assert all(not os.path.samefile(copy, keep) for copy, _ in copies)
+
+
+@pytest.mark.slow
+def test_from_a_real_scan_to_audit_export_apply_and_undo(photo_dir: Path, tmp_path) -> None:
+    """The whole story on real photos: scan, review, audit the cost, export lists, move, undo."""
+    shutil.copyfile(photo_dir / "chelsea.png", photo_dir / "chelsea (copy).png")
+    Image.open(photo_dir / "astronaut.png").crop((40, 40, 480, 480)).save(
+        photo_dir / "astronaut cropped.jpg", quality=90
+    )
+    report = tmp_path / "report.json"
+    scanned = runner.invoke(
+        app, ["scan", str(photo_dir), "--out", str(report), "--device", "cpu", "--quiet"]
+    )
+    assert scanned.exit_code == 0, scanned.output
+    before = tree_state(photo_dir)
+
+    reviewed = runner.invoke(app, ["review", str(report), "--html", str(tmp_path / "r.html")])
+    assert reviewed.exit_code == 0, reviewed.output
+    assert "2 groups, 4 files" in reviewed.output
+    assert len(list((tmp_path / "r_files").glob("*.jpg"))) == 4
+
+    audited = runner.invoke(
+        app,
+        [
+            "audit",
+            str(report),
+            "--price-per-gb-month",
+            "0.18",
+            "--currency",
+            "hkd",
+            "--json",
+            str(tmp_path / "audit.json"),
+        ],
+    )
+    assert audited.exit_code == 0, audited.output
+    assert "HKD" in audited.output and "png" in audited.output and "jpg" in audited.output
+    totals = json.loads((tmp_path / "audit.json").read_text())["totals"]
+    duplicates_bytes = (photo_dir / "chelsea (copy).png").stat().st_size + (
+        photo_dir / "astronaut cropped.jpg"
+    ).stat().st_size
+    assert totals["duplicates"] == 2 and totals["reclaimable_bytes"] == duplicates_bytes
+
+    exported = runner.invoke(
+        app,
+        [
+            "export",
+            str(report),
+            "--keep-list",
+            str(tmp_path / "keep.txt"),
+            "--remove-list",
+            str(tmp_path / "remove.txt"),
+            "--csv",
+            str(tmp_path / "files.csv"),
+        ],
+    )
+    assert exported.exit_code == 0, exported.output
+    assert (tmp_path / "remove.txt").read_text().splitlines() == sorted(
+        [str(photo_dir / "astronaut cropped.jpg"), str(photo_dir / "chelsea (copy).png")]
+    )
+
+    moved = apply(report, "move", "--to", str(tmp_path / "dupes"), "--yes")
+    assert moved.exit_code == 0, moved.output
+    assert sorted(p.name for p in (tmp_path / "dupes").iterdir()) == [
+        "astronaut cropped.jpg",
+        "chelsea (copy).png",
+    ]
+    [journal] = tmp_path.glob("report.apply-*.jsonl")
+    assert runner.invoke(app, ["undo", str(journal)]).exit_code == 0
+    assert tree_state(photo_dir) == before
