@@ -7,21 +7,19 @@ when the reviewer listed it under "remove", so an unticked or unseen duplicate i
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
 import stat
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
+from .atomic import write_file, write_text
 from .errors import BadArgumentError, OutputError
 from .report import ReportedFile, SavedReport
+from .review import DECISIONS_FORMAT, DECISIONS_VERSION  # the page writes them; we read them
 
-DECISIONS_FORMAT = "dedup-gpu-decisions"
-DECISIONS_VERSION = 1
 COLUMNS = (
     "group",
     "action",
@@ -195,50 +193,8 @@ def _check_outputs(report: SavedReport, outputs: Sequence[str]) -> None:
         seen[real] = output
 
 
-def _new_file_mode() -> int:
-    # os.umask can only be read by setting it; this runs once per output, never in threads
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """Let `write` fill a temporary file in the output's folder, then rename it over `path`:
-    a crash leaves the old file or none, and a symlink at `path` is replaced, not followed."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        existing = os.lstat(path).st_mode if os.path.lexists(path) else None
-        if existing is not None and stat.S_ISREG(existing):
-            mode = stat.S_IMODE(existing)
-        else:
-            mode = _new_file_mode()
-        handle, temporary = tempfile.mkstemp(prefix=".dedup-gpu-", suffix=".tmp", dir=folder)
-        os.close(handle)
-    except OSError as error:
-        raise OutputError(f"cannot write {path}: {error.strerror or error}") from error
-    try:
-        write(temporary)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(error, (OSError, UnicodeEncodeError)):
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-            raise OutputError(f"cannot write {path}: {reason}") from error
-        raise
-
-
-def _write_text(path: str, fill: Callable[[IO[str]], None]) -> None:
-    def write(temporary: str) -> None:
-        with open(temporary, "w", encoding="utf-8", newline="") as out:
-            fill(out)
-
-    _atomic_write(path, write)
-
-
 def _write_lines(path: str, lines: list[str]) -> None:
-    _write_text(path, lambda out: out.writelines(f"{line}\n" for line in lines))
+    write_text(path, lambda out: out.writelines(f"{line}\n" for line in lines))
 
 
 def _write_csv(path: str, rows: list[dict[str, Any]]) -> None:
@@ -248,7 +204,7 @@ def _write_csv(path: str, rows: list[dict[str, Any]]) -> None:
         for row in rows:
             writer.writerow([_csv_cell(row[column]) for column in COLUMNS])
 
-    _write_text(path, fill)
+    write_text(path, fill)
 
 
 def _pyarrow() -> tuple[Any, Any]:
@@ -287,7 +243,7 @@ def _write_parquet(path: str, rows: list[dict[str, Any]]) -> None:
         except pa.ArrowException as error:
             raise OSError(str(error)) from error
 
-    _atomic_write(path, write)
+    write_file(path, write)
 
 
 def export_lists(

@@ -424,10 +424,13 @@ def test_export_refuses_outputs_it_must_not_or_cannot_write(
         export_lists(small_report)
     with pytest.raises(OutputError, match="it is a folder"):
         export_lists(small_report, keep_list=str(tmp_path))
-    with pytest.raises(OutputError, match=r"cannot write .*missing/keep\.txt") as caught:
-        export_lists(small_report, keep_list=str(tmp_path / "missing" / "keep.txt"))
+    assert sorted(os.listdir(tmp_path)) == ["report.json"]  # nothing left by the refusals
+    # Like every output, a list may name a folder that does not exist yet: it is made.
+    export_lists(small_report, keep_list=str(tmp_path / "new" / "keep.txt"))
+    assert (tmp_path / "new" / "keep.txt").read_text()
+    with pytest.raises(OutputError, match=r"cannot write .*keep\.txt") as caught:
+        export_lists(small_report, keep_list=str(tmp_path / "report.json" / "keep.txt"))
     assert "\n" not in str(caught.value)
-    assert sorted(os.listdir(tmp_path)) == ["report.json"]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only folders")
