@@ -21,7 +21,6 @@ import io
 import json
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
 from collections.abc import Set as AbstractSet
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from .atomic import write_bytes
 from .errors import BadArgumentError, OutputError, first_line
 from .report import ReportedFile, SavedReport
 
@@ -105,7 +105,7 @@ def write_review(
     paths = list(dict.fromkeys(_all_paths(report)))  # unique, in report order
     thumbnails, unreadable = _write_thumbnails(paths, thumbnails_dir, thumbnail_px)
     data = _page_data(report, thumbnails, dict(unreadable), f"{quote(stem)}_files/", page_size)
-    _atomic_write(html_path, _html(data).encode("utf-8"))
+    write_bytes(html_path, _html(data).encode("utf-8"))
     return ReviewPage(
         html_path=html_path,
         thumbnails_dir=thumbnails_dir,
@@ -158,26 +158,6 @@ def _all_paths(report: SavedReport) -> Iterator[str]:
             yield item.path
 
 
-def _atomic_write(path: str, content: bytes) -> None:
-    folder = os.path.dirname(path)
-    try:
-        os.makedirs(folder, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".dedup-gpu-", dir=folder)
-    except OSError as error:
-        raise OutputError(f"cannot write {path}: {error.strerror or error}") from error
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(content)
-        # mkstemp creates 0600; a page and its thumbnails are meant to be opened like any file.
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException as error:
-        os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise OutputError(f"cannot write {path}: {error.strerror or error}") from error
-        raise
-
-
 def _thumbnail_name(path: str) -> str:
     # A hash, never the user's file name: names may hold anything, including markup and "../".
     return hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()[:24] + ".jpg"
@@ -190,7 +170,7 @@ def _write_thumbnails(
     (path, reason) for those that could not be read, in the order of `paths`."""
     try:
         os.makedirs(folder, exist_ok=True)
-        _atomic_write(os.path.join(folder, _MARKER), b"thumbnails of a dedup-gpu review page\n")
+        write_bytes(os.path.join(folder, _MARKER), b"thumbnails of a dedup-gpu review page\n")
     except OSError as error:
         raise OutputError(f"cannot write {folder}: {error.strerror or error}") from error
 
@@ -200,7 +180,7 @@ def _write_thumbnails(
         except _Unreadable as error:
             return error
         name = _thumbnail_name(path)
-        _atomic_write(os.path.join(folder, name), thumbnail)
+        write_bytes(os.path.join(folder, name), thumbnail)
         return name
 
     written: dict[str, str] = {}
