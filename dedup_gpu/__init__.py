@@ -2,7 +2,8 @@
 
 The pipeline runs one way through one module per stage: sources -> exact -> data -> encoders ->
 index -> verify -> group -> report; `pipeline.scan` ties them together and `cli` is the command
-line. A catalog (`catalog`, written by `ingest`) keeps embeddings between runs.
+line. A catalog (`catalog`, written by `ingest`) keeps embeddings between runs. A saved report
+is read back (`report.read_report`) for `review`, `audit`, `actions` (apply, undo) and `export`.
 """
 
 __version__ = "0.1.0"

@@ -645,9 +645,9 @@ def audit_command(
 
 
 def _write_json_file(path: str, data: dict) -> None:
-    from .report import atomic_write
+    from .atomic import write_text
 
-    atomic_write(path, lambda handle: json.dump(data, handle, indent=2, ensure_ascii=False))
+    write_text(path, lambda handle: json.dump(data, handle, indent=2, ensure_ascii=False))
 
 
 @app.command("export")

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -29,7 +27,8 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
-from .errors import OutputError, ReportError
+from .atomic import write_text
+from .errors import ReportError
 from .group import Group, Member
 from .records import FileError, Verdict
 
@@ -156,27 +155,8 @@ def count_summary(
     }
 
 
-def atomic_write(path: str, write: Any) -> None:
-    """Write through a temporary file in the same folder, so a crash never leaves half a report."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".dedup-gpu-", dir=folder)
-    except OSError as error:
-        raise OutputError(f"cannot write {path}: {error.strerror or error}") from error
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            write(out)
-        os.replace(temporary, path)
-    except BaseException as error:
-        os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise OutputError(f"cannot write {path}: {error.strerror or error}") from error
-        raise
-
-
 def write_json(report: Report, path: str) -> None:
-    atomic_write(path, lambda out: json.dump(report.to_dict(), out, indent=2, ensure_ascii=False))
+    write_text(path, lambda out: json.dump(report.to_dict(), out, indent=2, ensure_ascii=False))
 
 
 CSV_COLUMNS = ("group", "role", "path", "matched", "score", "exact", "width", "height", "bytes")
@@ -208,7 +188,7 @@ def write_csv(report: Report, path: str) -> None:
                     ]
                 )
 
-    atomic_write(path, write)
+    write_text(path, write)
 
 
 def human_bytes(count: float) -> str:
