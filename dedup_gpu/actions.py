@@ -167,10 +167,22 @@ def apply_report(
     with _Journal.create(journal, report, action, to) as log:
         for number, change in enumerate(changes):
             reason = _changed_since_report(change, keep_checked, action)
+            try:
+                status = os.stat(change.path)
+            except OSError as error:
+                reason = reason or f"cannot read it: {error.strerror or error}"
             if reason:
                 result.skipped.append((change.path, reason))
                 continue
-            log.write({"type": "intent", "seq": number, **asdict(change), **_mode(change.path)})
+            log.write(
+                {
+                    "type": "intent",
+                    "seq": number,
+                    **asdict(change),
+                    "mode": status.st_mode & 0o7777,
+                    "atime": status.st_atime,
+                }
+            )
             try:
                 _perform(change)
             except OSError as error:
@@ -294,11 +306,6 @@ def _temp_name(path: str) -> str:
     return os.path.join(folder, f".{name}.dedup-gpu-{secrets.token_hex(4)}.tmp")
 
 
-def _mode(path: str) -> dict[str, Any]:
-    status = os.stat(path)
-    return {"mode": status.st_mode & 0o7777, "atime": status.st_atime}
-
-
 def _os_reason(error: OSError, change: Change) -> str:
     if error.errno == errno.EXDEV and change.action == Action.hardlink.value:
         return (
@@ -332,17 +339,24 @@ def undo_journal(journal: str) -> UndoResult:
             result.already_in_place.append(path)
         else:
             result.failed.append((path, state))
-    with open(journal, "a", encoding="utf-8") as handle:
-        _write_line(
-            handle,
-            {
-                "type": "undone",
-                "at": _now(),
-                "restored": len(result.restored),
-                "failed": len(result.failed),
-            },
-        )
     del header
+    try:
+        with open(journal, "a", encoding="utf-8") as handle:
+            _write_line(
+                handle,
+                {
+                    "type": "undone",
+                    "at": _now(),
+                    "restored": len(result.restored),
+                    "failed": len(result.failed),
+                },
+            )
+    except OSError as error:
+        raise OutputError(
+            f"files were restored, but the journal {journal} could not record it: "
+            f"{error.strerror or error}",
+            hint="undo can be run again safely",
+        ) from error
     return result
 
 

@@ -535,6 +535,15 @@ def apply_command(
             )
         for path, reason in result.skipped:
             out.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False, soft_wrap=True)
+        for_good = sum(c.action == "delete" and not c.exact for c in changes)
+        if for_good:
+            out.print(
+                f"[bold yellow]note:[/] {for_good} near-duplicate(s) "
+                f"{'would be' if result.dry_run else 'were'} deleted for good: their bytes exist "
+                "nowhere else, so undo cannot bring them back (--action move keeps a way back)",
+                highlight=False,
+                soft_wrap=True,
+            )
         freed = human_bytes(sum(change.bytes for change in changes))
         if result.dry_run:
             out.print(

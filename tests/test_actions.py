@@ -253,6 +253,7 @@ def test_delete_needs_a_journal_and_undo_restores_what_bytes_allow(archive, tmp_
     journal = tmp_path / "deleted.jsonl"
     deleted = apply(report, "delete", "--journal", str(journal), "--yes")
     assert deleted.exit_code == 0, deleted.output
+    assert "1 near-duplicate(s) were deleted for good" in deleted.output
     assert set(tree_state(root)) == {"2019/astronaut.png", "2019/coffee.png"}
 
     undone = runner.invoke(app, ["undo", str(journal)])
