@@ -3,6 +3,7 @@ report; and the same report made from a catalog's stored embeddings (`groups_fro
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -18,7 +19,7 @@ from .data import DEFAULT_MAX_PIXELS, iterate_batches
 from .device import gpu_number, resolve_device
 from .encoders import can_use_cuda, default_model, get_spec, load_encoder
 from .encoders.base import Encoder, EncoderSpec
-from .errors import BadArgumentError, CatalogError
+from .errors import BadArgumentError, CatalogError, DeviceUnavailableError
 from .exact import group_identical
 from .group import Group, KeepPolicy, build_groups, cross_groups
 from .index import Pairs, SearchSettings, search_cross_pairs, search_pairs, unique_pairs
@@ -27,6 +28,8 @@ from .records import ContentGroup, FileError, ImageFile, ImageInfo, Verdict
 from .report import RejectedPair, Report, count_summary
 from .sources import discover
 from .verify import THUMBNAIL_SIZE, Verifier, VerifySettings, resolve_mode
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -77,6 +80,7 @@ def embedded_batches(
     Embeddings are rounded to float16, the precision a catalog keeps, so that a report made
     from a catalog scores every pair exactly as a scan of the same files does.
     """
+    embed = BatchShrinkingEmbedder(encoder)
     for batch in iterate_batches(
         paths,
         encoder.spec.input_size,
@@ -89,7 +93,7 @@ def embedded_batches(
     ):
         rows = batch.indices.tolist()
         embeddings = (
-            encoder.embed(batch.pixels).astype(np.float16)
+            embed(batch.pixels).astype(np.float16)
             if rows
             else np.empty((0, encoder.spec.embedding_dim or 0), dtype=np.float16)
         )
@@ -104,6 +108,57 @@ def embedded_batches(
             digests=batch.digests,
             failures=batch.failures,
         )
+
+
+class BatchShrinkingEmbedder:
+    """`encoder.embed`, retried in halves after an out-of-memory error; the smaller size is kept
+    for the rest of the run, so one tight moment costs one retry, not one per batch."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+        self.limit: int | None = None  # the most images embedded at once; None: whole batches
+
+    def __call__(self, pixels: torch.Tensor) -> np.ndarray:
+        parts = []
+        start = 0
+        while start < len(pixels):
+            size = (
+                len(pixels) - start if self.limit is None else min(self.limit, len(pixels) - start)
+            )
+            try:
+                parts.append(self.encoder.embed(pixels[start : start + size]))
+            except Exception as error:
+                if not _out_of_memory(error):
+                    raise
+                if size == 1:
+                    raise DeviceUnavailableError(
+                        f"out of memory embedding a single image on {self.encoder.device}",
+                        hint="free memory on the device, or use a smaller model or --device cpu",
+                    ) from error
+                self.limit = size // 2
+                _release_cached_memory(self.encoder.device)
+                logger.warning(
+                    "out of memory on %s with %d images at once; continuing with %d",
+                    self.encoder.device,
+                    size,
+                    self.limit,
+                )
+                continue
+            start += size
+        return np.concatenate(parts) if parts else self.encoder.embed(pixels)
+
+
+def _out_of_memory(error: Exception) -> bool:
+    # torch raises its own type; onnxruntime's CUDA provider raises a generic runtime error.
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    text = str(error).lower()
+    return "out of memory" in text or "failed to allocate memory" in text
+
+
+def _release_cached_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def embed_contents(
