@@ -1,13 +1,14 @@
-"""Stage 5: similarity search. All pairs scoring at or above a threshold, through FAISS
-inner-product k-NN in query chunks, so memory stays at chunk x k and no N x N matrix is built.
+"""Stage 5: similarity search. All pairs scoring at or above a threshold, in bounded memory: no
+N x N matrix is ever built.
 
-A query whose k-th neighbour still clears the threshold may have more; those few rows are finished
-with a range search, so big clusters of copies are never truncated at k.
-
-Two kinds of index: "exact" (every stored row is compared with every query) and "ivf" (an
-inverted file: rows are filed under their nearest of `nlist` k-means centroids and a query
-compares itself only with the rows filed under its `nprobe` nearest centroids). Rows carry int64
-ids, so an index can outlive the arrays it was built from (see `SimilarityIndex.save`).
+Two kinds of search. "exact" compares every row with every other: by default as a tiled join
+in torch (`tiled_join`: low-precision tiles, float32 re-scoring, the same pairs as float32), or
+through FAISS's flat index on a GPU with faiss-gpu, and for k-NN (`check`). "ivf" is an inverted
+file: rows are filed under their nearest of `nlist` k-means centroids and a query compares
+itself only with the rows filed under its `nprobe` nearest centroids; its threshold search runs
+FAISS k-NN in query chunks, and a query whose k-th neighbour still clears the threshold is
+finished with a range search, so big clusters of copies are never truncated at k. Rows carry
+int64 ids, so an index can outlive the arrays it was built from (see `SimilarityIndex.save`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .errors import BadArgumentError, IndexBackendError, OutputError
 
 SEARCH_KINDS = ("auto", "exact", "ivf")
 
-# Exact search (the tiled join) self-joined 1M rows in 329 s on 2 AMX cores and grows as N^2;
+# Exact search (the tiled join) self-joined 1M rows in 320 s on 2 AMX cores and grows as N^2;
 # IVF at nprobe 32 took 571 s there, grows about as N^1.5 and missed 26% of planted copies.
 # Extrapolated, IVF only saves time from about 3-4M rows, so auto switches there.
 IVF_MIN_ROWS = 4_000_000
