@@ -535,6 +535,14 @@ def apply_command(
             )
         for path, reason in result.skipped:
             out.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False, soft_wrap=True)
+        missing = [path for path, reason in result.skipped if reason == "it no longer exists"]
+        relative = any(not os.path.isabs(group.keep.path) for group in report.groups)
+        if missing and not changes and relative:
+            err.print(
+                "[bold]hint:[/] the report's paths are relative to the folder scan ran in; "
+                "run apply from that folder",
+                highlight=False,
+            )
         for_good = sum(c.action == "delete" and not c.exact for c in changes)
         if for_good:
             out.print(

@@ -302,6 +302,29 @@ def test_reviewer_decisions_limit_what_is_removed_and_keeps_are_never_touched(
     assert other.exit_code == 2 and "another report" in other.output
 
 
+def test_a_report_with_relative_paths_applied_elsewhere_touches_nothing_and_says_why(
+    archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, report = archive
+    data = json.loads(report.read_text())
+    for group in data["groups"]:
+        for item in [group["keep"], *group["duplicates"]]:
+            item["path"] = os.path.relpath(item["path"], tmp_path)  # as `scan archive` writes
+    report.write_text(json.dumps(data))
+    before = tree_state(root)
+    monkeypatch.chdir(root)  # not the folder the scan ran in
+
+    result = apply(report, "move", "--to", str(tmp_path / "t"), "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "0 file(s) changed" in result.output and "no longer exists" in result.output
+    assert "relative to the folder scan ran in" in result.output
+    assert tree_state(root) == before
+
+    monkeypatch.chdir(tmp_path)
+    assert "3 file(s) changed" in apply(report, "move", "--to", "t", "--yes").output
+
+
 def test_bad_arguments_are_refused_before_anything_is_touched(archive, tmp_path) -> None:
     root, report = archive
     before = tree_state(root)
