@@ -1,7 +1,8 @@
 """Where a scan's time goes: decoding, the model, the two together, and similarity search.
 
-    python benchmarks/throughput.py [FOLDER] [--make N] [--model sscd-onnx] [--device auto]
-        [--batch-size 64] [--workers N] [--search-n 200000] [--threshold 0.30] [--repeat 2]
+    python benchmarks/throughput.py [FOLDER] [--make N] [--size 1024x768] [--stages abcd]
+        [--model sscd-onnx] [--device auto] [--batch-size 64] [--workers N]
+        [--search-n 200000] [--threshold 0.30] [--repeat 2]
 
 On the same files, one after the other in one process:
   (a) read + decode + resize only: the scan's DataLoader (worker processes, JPEG draft mode,
@@ -15,10 +16,11 @@ Prints images/s for each, the ratio of (c) to min(a, b) (the ceiling when decodi
 run on different hardware, as on a GPU server), and on a CPU also the ratio of (c) to the
 shared-core ceiling 1 / (1/a + 1/b) (decode and model then take turns on the same cores).
 
-With --make N (default when no FOLDER is given), N 1024x768 JPEGs are first made from the
-photos of ../shared/data/dev-photos.sh (path in $DEV_PHOTOS, default /tmp/devphotos): resized,
-cropped and re-encoded at quality 90, so every file is distinct. Each stage is run --repeat
-times and the best run is printed (the first run also pays for the page cache and warm-up).
+With --make N (default when no FOLDER is given), N JPEGs of --size (default 1024x768) are
+first made from the photos of ../shared/data/dev-photos.sh (path in $DEV_PHOTOS, default
+/tmp/devphotos): resized, cropped and re-encoded at quality 90, so every file is distinct.
+Each stage is run --repeat times and the best run is printed (the first run also pays for the
+page cache and warm-up).
 """
 
 from __future__ import annotations
@@ -34,8 +36,11 @@ from pathlib import Path
 import numpy as np
 
 
-def make_jpegs(count: int, folder: Path, photos: Path) -> list[str]:
-    """`count` distinct 1024x768 JPEGs cut from the photos in `photos`."""
+def make_jpegs(
+    count: int, folder: Path, photos: Path, width: int = 1024, height: int = 768
+) -> list[str]:
+    """`count` distinct width x height JPEGs cut from the photos in `photos` (upscaled where a
+    photo is smaller: the cost measured is the file's, not its detail)."""
     from PIL import Image, ImageOps
 
     sources = sorted(p for p in photos.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
@@ -47,11 +52,11 @@ def make_jpegs(count: int, folder: Path, photos: Path) -> list[str]:
         with Image.open(sources[number % len(sources)]) as image:
             image = ImageOps.exif_transpose(image).convert("RGB")
             scale = rng.uniform(1.0, 1.3)  # a different crop of each photo every time round
-            fitted = ImageOps.fit(image, (round(1024 * scale), round(768 * scale)))
-            left = int(rng.integers(0, fitted.width - 1024 + 1))
-            top = int(rng.integers(0, fitted.height - 768 + 1))
+            fitted = ImageOps.fit(image, (round(width * scale), round(height * scale)))
+            left = int(rng.integers(0, fitted.width - width + 1))
+            top = int(rng.integers(0, fitted.height - height + 1))
             path = folder / f"{number:05d}.jpg"
-            fitted.crop((left, top, left + 1024, top + 768)).save(path, quality=90)
+            fitted.crop((left, top, left + width, top + height)).save(path, quality=90)
         paths.append(str(path))
     return paths
 
@@ -74,7 +79,9 @@ def best_rate(label: str, run: Callable[[], int], repeat: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", nargs="?", help="images to measure on (default: --make)")
-    parser.add_argument("--make", type=int, default=None, help="make N 1024x768 JPEGs first")
+    parser.add_argument("--make", type=int, default=None, help="make N JPEGs first")
+    parser.add_argument("--size", default="1024x768", help="WIDTHxHEIGHT of the JPEGs made")
+    parser.add_argument("--stages", default="abcd", help="which of a, b, c, d to run")
     parser.add_argument("--model", default="sscd-onnx")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -87,7 +94,6 @@ def main() -> None:
     import torch
 
     from dedup_gpu.data import default_workers, iterate_batches
-    from dedup_gpu.index import search_pairs
     from dedup_gpu.pipeline import embedded_batches, open_encoder
     from dedup_gpu.sources import discover
     from dedup_gpu.verify import THUMBNAIL_SIZE
@@ -112,8 +118,11 @@ def main() -> None:
         else:
             photos = Path(os.environ.get("DEV_PHOTOS", "/tmp/devphotos"))
             started = time.perf_counter()
-            paths = make_jpegs(args.make or 2000, Path(scratch), photos)
-            print(f"made {len(paths)} 1024x768 JPEGs in {time.perf_counter() - started:.1f} s")
+            width, height = (int(side) for side in args.size.lower().split("x"))
+            paths = make_jpegs(args.make or 2000, Path(scratch), photos, width, height)
+            print(
+                f"made {len(paths)} {width}x{height} JPEGs in {time.perf_counter() - started:.1f} s"
+            )
         sizes = [os.path.getsize(path) for path in paths]
         print(f"files: {len(paths)}, {sum(sizes) / len(paths) / 1000:.0f} KB on average")
         loader_options = {
@@ -151,32 +160,48 @@ def main() -> None:
             )
 
         encoder.embed(synthetic)  # warm-up: lazy initialisation, kernel selection
-        decode = best_rate("(a) read + decode + resize", decode_only, args.repeat)
-        model = best_rate("(b) model on synthetic tensors", model_only, args.repeat)
-        pipeline = best_rate("(c) full pipeline", full_pipeline, args.repeat)
+        rates = {}
+        for stage, label, run in (
+            ("a", "(a) read + decode + resize", decode_only),
+            ("b", "(b) model on synthetic tensors", model_only),
+            ("c", "(c) full pipeline", full_pipeline),
+        ):
+            if stage in args.stages:
+                rates[stage] = best_rate(label, run, args.repeat)
 
+    if {"a", "b", "c"} <= rates.keys():
+        report_ceilings(rates["a"], rates["b"], rates["c"], on_cpu=encoder.device.type == "cpu")
+    if "d" in args.stages:
+        gpu = (encoder.device.index or 0) if encoder.device.type == "cuda" else None
+        search(args.search_n, args.threshold, gpu)
+
+
+def report_ceilings(decode: float, model: float, pipeline: float, *, on_cpu: bool) -> None:
     ceiling = min(decode, model)
     print(f"(c) / min(a, b) = {pipeline / ceiling:.1%} (ceiling {ceiling:,.1f} images/s)")
-    if encoder.device.type == "cpu":
+    if on_cpu:
         shared = 1.0 / (1.0 / decode + 1.0 / model)
         print(
             f"(c) / shared-core ceiling 1/(1/a + 1/b) = {pipeline / shared:.1%} "
             f"(ceiling {shared:,.1f} images/s)"
         )
 
+
+def search(count: int, threshold: float, gpu: int | None) -> None:
+    from dedup_gpu.index import search_pairs
+
     rng = np.random.default_rng(0)
-    rows = rng.standard_normal((args.search_n, 512), dtype=np.float32)
-    sources = np.arange(0, args.search_n - 1, 10)
+    rows = rng.standard_normal((count, 512), dtype=np.float32)
+    sources = np.arange(0, count - 1, 10)
     rows[sources + 1] = rows[sources] + 0.5 * rng.standard_normal((len(sources), 512), np.float32)
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
     rows = rows.astype(np.float16)
-    gpu = (encoder.device.index or 0) if encoder.device.type == "cuda" else None
     started = time.perf_counter()
-    pairs, described = search_pairs(rows, args.threshold, gpu=gpu)
+    pairs, described = search_pairs(rows, threshold, gpu=gpu)
     elapsed = time.perf_counter() - started
     print(
-        f"(d) exact self-join of {args.search_n:,} x 512 at {args.threshold}: {elapsed:.1f} s, "
-        f"{args.search_n * (args.search_n - 1) / 2 / elapsed / 1e9:.2f} G pairs/s, "
+        f"(d) exact self-join of {count:,} x 512 at {threshold}: {elapsed:.1f} s, "
+        f"{count * (count - 1) / 2 / elapsed / 1e9:.2f} G pairs/s, "
         f"{len(pairs):,} pairs ({described.get('method', described['kind'])})"
     )
 
