@@ -266,39 +266,33 @@ def _move(source: str, target: str) -> None:
     except OSError as error:
         if error.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK):
             raise
-        _copy_into_place(source, target)
+        _replace_with(target, lambda temp: _synced_copy(source, temp), must_not_exist=True)
         os.unlink(source)
     fsync_folder(os.path.dirname(target))
     fsync_folder(os.path.dirname(source))
 
 
-def _replace_with(path: str, make: Any) -> None:
-    """Make the replacement under a temporary name beside `path`, then rename it over `path`."""
+def _replace_with(path: str, make: Any, *, must_not_exist: bool = False) -> None:
+    """Make the replacement under a temporary name beside `path`, then rename it over `path`
+    (with `must_not_exist`, only if nothing has appeared there meanwhile)."""
     temp = _temp_name(path)
-    make(temp)
     try:
+        make(temp)
+        if must_not_exist and os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "the target already exists", path)
         os.replace(temp, path)
-    except OSError:
+    finally:
         with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+            os.unlink(temp)  # gone after a successful rename; a partial copy otherwise
     fsync_folder(os.path.dirname(path))
 
 
-def _copy_into_place(source: str, target: str, mode: int | None = None) -> None:
-    temp = _temp_name(target)
-    try:
-        shutil.copy2(source, temp)
-        if mode is not None:
-            os.chmod(temp, mode)
-        with open(temp, "rb") as handle:
-            os.fsync(handle.fileno())
-        if os.path.lexists(target):
-            raise FileExistsError(errno.EEXIST, "the target already exists", target)
-        os.replace(temp, target)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
+def _synced_copy(source: str, temp: str, mode: int | None = None) -> None:
+    shutil.copy2(source, temp)
+    if mode is not None:
+        os.chmod(temp, mode)
+    with open(temp, "rb") as handle:
+        os.fsync(handle.fileno())
 
 
 def _temp_name(path: str) -> str:
@@ -324,7 +318,7 @@ def undo_journal(journal: str) -> UndoResult:
     Safe to run twice, and after a crash of apply or of undo itself: each file's state is
     looked at before anything is done to it.
     """
-    header, intents = _read_journal(journal)
+    intents = _read_journal(journal)
     result = UndoResult()
     for entry in reversed(intents):
         path = entry["path"]
@@ -339,7 +333,6 @@ def undo_journal(journal: str) -> UndoResult:
             result.already_in_place.append(path)
         else:
             result.failed.append((path, state))
-    del header
     try:
         with open(journal, "a", encoding="utf-8") as handle:
             _write_line(
@@ -388,16 +381,8 @@ def _restore(entry: dict[str, Any]) -> str:
             )
         if os.path.lexists(path) and not (os.path.islink(path) or _same_file(path, source)):
             return f"{path} exists with other content; left as it is"
-        temp = _temp_name(path)
-        try:
-            shutil.copyfile(source, temp)
-            os.chmod(temp, entry.get("mode", 0o644))
-            with open(temp, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(temp, path)
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
+        mode = entry.get("mode", 0o644)
+        _replace_with(path, lambda temp: _synced_copy(source, temp, mode))
     os.utime(path, (entry.get("atime", entry["mtime"]), entry["mtime"]))
     fsync_folder(os.path.dirname(path))
     return "restored" if _holds(path, digest) else "restored, but its digest differs"
@@ -424,7 +409,8 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def _read_journal(journal: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _read_journal(journal: str) -> list[dict[str, Any]]:
+    """The journal's intent entries, after checking its header."""
     try:
         with open(journal, encoding="utf-8") as handle:
             lines = handle.read().splitlines()
@@ -448,7 +434,7 @@ def _read_journal(journal: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         )
     if entries[0].get("version") != JOURNAL_VERSION:
         raise BadArgumentError(f"{journal} is a version {entries[0].get('version')} journal")
-    return entries[0], [entry for entry in entries if entry.get("type") == "intent"]
+    return [entry for entry in entries if entry.get("type") == "intent"]
 
 
 class _Journal:

@@ -514,7 +514,8 @@ def apply_command(
 
     with reported_errors(debug):
         report = read_report(report_path)
-        remove = _decided_removals(decisions, report)
+        decided = _read_decisions(decisions, report)
+        remove = decided.remove if decided else None
         if action == Action.delete.value and yes and journal is None:
             plan_changes(report, action, to=to, remove=remove)  # bad arguments first
             raise BadArgumentError(
@@ -568,7 +569,8 @@ def apply_command(
             )
 
 
-def _decided_removals(decisions: str | None, report):
+def _read_decisions(decisions: str | None, report):
+    """The reviewer's decisions (None without a file), each ignored entry reported on a line."""
     if decisions is None:
         return None
     from .export import read_decisions
@@ -576,7 +578,7 @@ def _decided_removals(decisions: str | None, report):
     decided = read_decisions(decisions, report)
     for path, reason in decided.ignored:
         err.print(f"ignored in {decisions}: {path}: {reason}", highlight=False, soft_wrap=True)
-    return decided.remove
+    return decided
 
 
 @app.command("undo")
@@ -686,14 +688,12 @@ def export_command(
     debug: DebugOption = False,
 ) -> None:
     """Keep and remove lists (text, CSV, Parquet) for training pipelines and other tools."""
-    from .export import export_lists, read_decisions
+    from .export import export_lists
     from .report import read_report
 
     with reported_errors(debug):
         report = read_report(report_path)
-        decided = read_decisions(decisions, report) if decisions else None
-        for path, reason in decided.ignored if decided else ():
-            err.print(f"ignored in {decisions}: {path}: {reason}", highlight=False, soft_wrap=True)
+        decided = _read_decisions(decisions, report)
         result = export_lists(
             report,
             keep_list=keep_list,
