@@ -15,7 +15,8 @@ from .errors import OutputError
 
 
 def write_file(path: str, write: Callable[[str], None]) -> None:
-    """Let `write` fill a temporary file in the output's folder, then rename it over `path`.
+    """Let `write` fill a temporary file in the output's folder, then rename it over `path`;
+    file and rename are fsynced, so after a crash the old file or the whole new one is there.
 
     The result keeps an existing file's permissions (a new one gets the umask's, not mkstemp's
     private 0600), and a symlink at `path` is replaced, not followed.
@@ -35,6 +36,8 @@ def write_file(path: str, write: Callable[[str], None]) -> None:
     try:
         write(temporary)
         os.chmod(temporary, mode)
+        with open(temporary, "rb") as written:
+            os.fsync(written.fileno())
         os.replace(temporary, path)
     except BaseException as error:
         with contextlib.suppress(OSError):
@@ -43,6 +46,7 @@ def write_file(path: str, write: Callable[[str], None]) -> None:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
             raise OutputError(f"cannot write {path}: {reason}") from error
         raise
+    fsync_folder(folder)
 
 
 def write_text(path: str, fill: Callable[[IO[str]], None]) -> None:
