@@ -14,9 +14,10 @@ from typing import IO
 from .errors import OutputError
 
 
-def write_file(path: str, write: Callable[[str], None]) -> None:
+def write_file(path: str, write: Callable[[str], None], *, durable: bool = True) -> None:
     """Let `write` fill a temporary file in the output's folder, then rename it over `path`;
-    file and rename are fsynced, so after a crash the old file or the whole new one is there.
+    file and rename are fsynced, so after a crash the old file or the whole new one is there
+    (`durable=False` skips the syncs, for files that can be made again, such as thumbnails).
 
     The result keeps an existing file's permissions (a new one gets the umask's, not mkstemp's
     private 0600), and a symlink at `path` is replaced, not followed.
@@ -36,8 +37,9 @@ def write_file(path: str, write: Callable[[str], None]) -> None:
     try:
         write(temporary)
         os.chmod(temporary, mode)
-        with open(temporary, "rb") as written:
-            os.fsync(written.fileno())
+        if durable:
+            with open(temporary, "rb") as written:
+                os.fsync(written.fileno())
         os.replace(temporary, path)
     except BaseException as error:
         with contextlib.suppress(OSError):
@@ -46,7 +48,8 @@ def write_file(path: str, write: Callable[[str], None]) -> None:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
             raise OutputError(f"cannot write {path}: {reason}") from error
         raise
-    fsync_folder(folder)
+    if durable:
+        fsync_folder(folder)
 
 
 def write_text(path: str, fill: Callable[[IO[str]], None]) -> None:
@@ -59,12 +62,12 @@ def write_text(path: str, fill: Callable[[IO[str]], None]) -> None:
     write_file(path, write)
 
 
-def write_bytes(path: str, content: bytes) -> None:
+def write_bytes(path: str, content: bytes, *, durable: bool = True) -> None:
     def write(temporary: str) -> None:
         with open(temporary, "wb") as out:
             out.write(content)
 
-    write_file(path, write)
+    write_file(path, write, durable=durable)
 
 
 def fsync_folder(folder: str) -> None:

@@ -180,7 +180,7 @@ def _write_thumbnails(
         except _Unreadable as error:
             return error
         name = _thumbnail_name(path)
-        write_bytes(os.path.join(folder, name), thumbnail)
+        write_bytes(os.path.join(folder, name), thumbnail, durable=False)  # remade on rerun
         return name
 
     written: dict[str, str] = {}
