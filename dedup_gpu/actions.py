@@ -61,10 +61,6 @@ class ApplyResult:
     done: list[Change] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line reason)
 
-    @property
-    def bytes_freed(self) -> int:
-        return sum(change.bytes for change in self.done)
-
 
 @dataclass
 class UndoResult:
