@@ -4,6 +4,9 @@ Workers return uint8 CHW tensors at the encoder's input size; conversion to floa
 normalisation happen on the encoder's device, so a batch crosses to the GPU at a quarter of the
 float32 size. A file that fails to decode becomes a failure record in its batch, never an
 exception, so a batch where every file is bad still flows through.
+
+With `defer_jpegs`, workers only read, hash and parse the header of a JPEG the device can decode
+and pass its bytes on; device_decode.py decodes those in batches where the model runs.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -87,10 +91,10 @@ def decode_image(
                 rgb = to_rgb(image)
                 small = None
                 if thumbnail is not None:
-                    small = _jpeg(rgb.resize(_fit(rgb.size, thumbnail), Image.Resampling.BILINEAR))
+                    small = _jpeg(rgb.resize(fit(rgb.size, thumbnail), Image.Resampling.BILINEAR))
                 if size is not None:
                     rgb = rgb.resize(
-                        _fit((rgb.width, rgb.height), size) if keep_aspect else (size, size),
+                        fit((rgb.width, rgb.height), size) if keep_aspect else (size, size),
                         Image.Resampling.BILINEAR,
                         reducing_gap=3.0,
                     )
@@ -122,7 +126,8 @@ def _jpeg(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _fit(dimensions: tuple[int, int], size: int) -> tuple[int, int]:
+def fit(dimensions: tuple[int, int], size: int) -> tuple[int, int]:
+    """(width, height) shrunk to fit inside size x size, keeping the aspect; never enlarged."""
     width, height = dimensions
     scale = min(1.0, size / max(width, height))
     return max(1, round(width * scale)), max(1, round(height * scale))
@@ -160,9 +165,54 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+@dataclass(frozen=True)
+class JpegHeader:
+    """What the header of a JPEG the device can decode says: its displayed size, and the EXIF
+    orientation still to apply."""
+
+    info: ImageInfo
+    orientation: int
+
+
+_DEVICE_MODES = {"RGB", "L"}  # nvJPEG's RGB output covers YCbCr and greyscale; CMYK goes to Pillow
+
+
+def jpeg_header(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> JpegHeader | None:
+    """The header of `data` when it is a JPEG the device can decode within `max_pixels`; None
+    sends the file to Pillow, which also gives the one-line reason when it is broken."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.format != "JPEG" or image.mode not in _DEVICE_MODES:
+                    return None
+                width, height = image.size
+                if width < 1 or height < 1 or width * height > max_pixels:
+                    return None
+                orientation = int(image.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:  # unreadable or malformed EXIF: Pillow's path decides what it means
+        return None
+    if orientation not in range(1, 9):
+        orientation = 1
+    if orientation in _TRANSPOSED_ORIENTATIONS:
+        width, height = height, width
+    return JpegHeader(ImageInfo(width=width, height=height), orientation)
+
+
+@dataclass(frozen=True)
+class PendingJpeg:
+    """A JPEG read and hashed by a worker and left for the device to decode."""
+
+    index: int
+    data: torch.Tensor  # uint8 [n], the file's bytes
+    header: JpegHeader
+    digest: str | None
+
+
 @dataclass
 class Batch:
-    """One batch out of the loader: decoded images and the indices that failed, with reasons."""
+    """One batch out of the loader: decoded images, JPEGs left for the device to decode, and the
+    indices that failed, with reasons."""
 
     indices: torch.Tensor  # int64 [B], positions in the dataset
     pixels: torch.Tensor  # uint8 [B, 3, S, S]
@@ -171,13 +221,24 @@ class Batch:
     failures: list[tuple[int, str]]
     thumbnails: list[bytes | None] = field(default_factory=list)  # aligned with indices
     digests: list[str | None] = field(default_factory=list)  # aligned with indices, when asked
+    jpegs: list[PendingJpeg] = field(default_factory=list)  # only with defer_jpegs
 
     def pin_memory(self) -> Batch:
         self.pixels = self.pixels.pin_memory()
         return self
 
 
-Item = tuple[int, torch.Tensor | None, ImageInfo | None, str | None, bytes | None, str | None]
+class LoadedItem(NamedTuple):
+    """One file out of a worker: decoded pixels, a JPEG left for the device, or a failure."""
+
+    index: int
+    pixels: torch.Tensor | None = None
+    info: ImageInfo | None = None
+    reason: str | None = None
+    thumbnail: bytes | None = None
+    digest: str | None = None
+    jpeg: PendingJpeg | None = None
+
 
 # Files up to this size are read once, hashed and decoded from memory; bigger ones (huge TIFFs)
 # are hashed as a stream and decoded from disk, so a worker never holds one whole in memory.
@@ -187,7 +248,8 @@ WHOLE_READ_LIMIT = 64 << 20
 class ImageDataset(Dataset):
     """Decodes `paths[i]` to a uint8 CHW tensor of size x size (plus a JPEG thumbnail when
     `thumbnail_size` is set, and the content hash of the bytes decoded when `digests` is set);
-    failures carry their reason."""
+    failures carry their reason. With `defer_jpegs`, a JPEG the device can decode is passed on
+    as bytes instead."""
 
     def __init__(
         self,
@@ -196,30 +258,39 @@ class ImageDataset(Dataset):
         max_pixels: int = DEFAULT_MAX_PIXELS,
         thumbnail_size: int | None = None,
         digests: bool = False,
+        defer_jpegs: bool = False,
     ):
         self.paths = list(paths)
         self.size = size
         self.max_pixels = max_pixels
         self.thumbnail_size = thumbnail_size
         self.digests = digests
+        self.defer_jpegs = defer_jpegs
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> Item:
+    def __getitem__(self, index: int) -> LoadedItem:
         path = self.paths[index]
         try:
-            data, digest = _read_and_hash(path) if self.digests else (None, None)
+            data, digest = (
+                _read_and_hash(path) if self.digests or self.defer_jpegs else (None, None)
+            )
+            digest = digest if self.digests else None
+            header = jpeg_header(data, self.max_pixels) if self.defer_jpegs and data else None
+            if header is not None:
+                assert data is not None
+                as_tensor = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+                return LoadedItem(index, jpeg=PendingJpeg(index, as_tensor, header, digest))
             decoded = decode_image(
                 path, self.size, self.max_pixels, thumbnail=self.thumbnail_size, data=data
             )
         except DecodeError as error:
-            return index, None, None, str(error), None, None
+            return LoadedItem(index, reason=str(error))
         except Exception as error:  # a decoder bug on one file must not end a million-file run
-            reason = f"cannot decode: {type(error).__name__}: {error}"
-            return index, None, None, reason, None, None
+            return LoadedItem(index, reason=f"cannot decode: {type(error).__name__}: {error}")
         tensor = torch.from_numpy(decoded.pixels).permute(2, 0, 1).contiguous()
-        return index, tensor, decoded.info, None, decoded.thumbnail, digest
+        return LoadedItem(index, tensor, decoded.info, None, decoded.thumbnail, digest)
 
 
 def _read_and_hash(path: str) -> tuple[bytes | None, str]:
@@ -240,21 +311,21 @@ def _read_and_hash(path: str) -> tuple[bytes | None, str]:
         raise DecodeError(f"cannot read file: {error.strerror or error}") from error
 
 
-def collate(items: list[Item]) -> Batch:
-    good = [item for item in items if item[1] is not None]
-    failures = [(item[0], item[3] or "cannot decode") for item in items if item[1] is None]
+def collate(items: list[LoadedItem]) -> Batch:
+    good = [item for item in items if item.pixels is not None]
     if good:
-        pixels = torch.stack([item[1] for item in good])  # type: ignore[misc]
+        pixels = torch.stack([item.pixels for item in good])  # type: ignore[misc]
     else:
         pixels = torch.empty((0, 3, 1, 1), dtype=torch.uint8)
     return Batch(
-        indices=torch.tensor([item[0] for item in good], dtype=torch.int64),
+        indices=torch.tensor([item.index for item in good], dtype=torch.int64),
         pixels=pixels,
-        widths=torch.tensor([item[2].width for item in good], dtype=torch.int64),  # type: ignore[union-attr]
-        heights=torch.tensor([item[2].height for item in good], dtype=torch.int64),  # type: ignore[union-attr]
-        failures=failures,
-        thumbnails=[item[4] for item in good],
-        digests=[item[5] for item in good],
+        widths=torch.tensor([item.info.width for item in good], dtype=torch.int64),  # type: ignore[union-attr]
+        heights=torch.tensor([item.info.height for item in good], dtype=torch.int64),  # type: ignore[union-attr]
+        failures=[(item.index, item.reason) for item in items if item.reason is not None],
+        thumbnails=[item.thumbnail for item in good],
+        digests=[item.digest for item in good],
+        jpegs=[item.jpeg for item in items if item.jpeg is not None],
     )
 
 
@@ -277,9 +348,11 @@ def iterate_batches(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     thumbnail_size: int | None = None,
     digests: bool = False,
+    defer_jpegs: bool = False,
 ) -> Iterator[Batch]:
-    """Decode `paths` in worker processes and yield Batches in order."""
-    dataset = ImageDataset(paths, size, max_pixels, thumbnail_size, digests)
+    """Decode `paths` in worker processes and yield Batches in order (with `defer_jpegs`, JPEGs
+    the device can decode arrive undecoded in `Batch.jpegs`)."""
+    dataset = ImageDataset(paths, size, max_pixels, thumbnail_size, digests, defer_jpegs)
     if workers is None:
         workers = default_workers()
     batches = -(-len(dataset) // batch_size)
