@@ -1,14 +1,18 @@
 """Where a scan's time goes: decoding, the model, the two together, and similarity search.
 
     python benchmarks/throughput.py [FOLDER] [--make N] [--size 1024x768] [--stages abcd]
-        [--model sscd-onnx] [--device auto] [--batch-size 64] [--workers N]
-        [--search-n 200000] [--threshold 0.30] [--repeat 2]
+        [--model sscd-onnx] [--device auto | --devices 0,1] [--decode auto|cpu|device]
+        [--compile] [--batch-size 64] [--workers N] [--search-n 200000] [--threshold 0.30]
+        [--repeat 2]
 
 On the same files, one after the other in one process:
   (a) read + decode + resize only: the scan's DataLoader (worker processes, JPEG draft mode,
       EXIF orientation, the content hash and the verification thumbnail, as `scan` asks for
-      them), without the model;
-  (b) the model alone on synthetic uint8 tensors of its input size, already in memory;
+      them), without the model; with --decode device (the default on a GPU), the workers only
+      read, hash and parse headers and the JPEGs are decoded, resized and thumbnailed on the
+      device (nvJPEG), as in a scan;
+  (b) the model alone on synthetic uint8 tensors of its input size, already in memory (with
+      --devices, every device embedding its own stream of batches at once);
   (c) the full pipeline: the same loader feeding the model (`pipeline.embedded_batches`);
   (d) exact similarity search: the self-join `scan` runs, on N synthetic 512-d unit embeddings
       with planted copies.
@@ -84,6 +88,9 @@ def main() -> None:
     parser.add_argument("--stages", default="abcd", help="which of a, b, c, d to run")
     parser.add_argument("--model", default="sscd-onnx")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--devices", default=None, help="several GPUs: all, or 0,1")
+    parser.add_argument("--decode", default="auto", help="auto, cpu or device")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=None, help="default: the scan's default")
     parser.add_argument("--search-n", type=int, default=200_000)
@@ -94,11 +101,16 @@ def main() -> None:
     import torch
 
     from dedup_gpu.data import default_workers, iterate_batches
-    from dedup_gpu.pipeline import embedded_batches, open_encoder
+    from dedup_gpu.device_decode import finish_batch
+    from dedup_gpu.pipeline import decodes_on_device, embedded_batches, open_encoders
     from dedup_gpu.sources import discover
     from dedup_gpu.verify import THUMBNAIL_SIZE
 
-    encoder = open_encoder(args.model, args.device)
+    encoders = open_encoders(
+        args.model, args.device, devices=args.devices, compile_model=args.compile
+    )
+    encoder = encoders[0]
+    on_device = decodes_on_device(args.decode, encoder.device)
     workers = default_workers() if args.workers is None else args.workers
     size = encoder.spec.input_size
     device_name = (
@@ -107,8 +119,10 @@ def main() -> None:
         else f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     )
     print(
-        f"device: {encoder.device} ({device_name}); model {encoder.spec.name} "
-        f"({size}x{size}); batch {args.batch_size}; {workers} decode workers; "
+        f"device: {', '.join(str(each.device) for each in encoders)} ({device_name}); "
+        f"model {encoder.spec.name} ({size}x{size}){' compiled' if args.compile else ''}; "
+        f"batch {args.batch_size}; {workers} decode workers; JPEGs decoded "
+        f"{'on ' + str(encoder.device) if on_device else 'by Pillow in the workers'}; "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
 
@@ -133,33 +147,53 @@ def main() -> None:
         }
 
         def decode_only() -> int:
-            return sum(
-                len(batch.indices)
-                for batch in iterate_batches(
-                    paths,
-                    size,
-                    pin_memory=encoder.device.type == "cuda",
-                    **loader_options,  # type: ignore[arg-type]
-                )
-            )
+            decoded = 0
+            for batch in iterate_batches(
+                paths,
+                size,
+                pin_memory=encoder.device.type == "cuda",
+                defer_jpegs=on_device,
+                **loader_options,  # type: ignore[arg-type]
+            ):
+                if on_device:
+                    batch = finish_batch(batch, encoder.device, size, thumbnail_size=THUMBNAIL_SIZE)
+                decoded += len(batch.indices)
+            synchronize()
+            return decoded
 
         synthetic = torch.randint(0, 256, (args.batch_size, 3, size, size), dtype=torch.uint8)
         batches_for_model = max(4, len(paths) // args.batch_size)
 
+        def synchronize() -> None:
+            for each in encoders:
+                if each.device.type == "cuda":
+                    torch.cuda.synchronize(each.device)
+
         def model_only() -> int:
-            for _ in range(batches_for_model):
-                encoder.embed(synthetic)
-            if encoder.device.type == "cuda":
-                torch.cuda.synchronize(encoder.device)
-            return batches_for_model * args.batch_size
+            from concurrent.futures import ThreadPoolExecutor
+
+            def stream(each) -> None:
+                for _ in range(batches_for_model):
+                    each.embed(synthetic)
+
+            with ThreadPoolExecutor(len(encoders)) as threads:
+                list(threads.map(stream, encoders))
+            synchronize()
+            return batches_for_model * args.batch_size * len(encoders)
 
         def full_pipeline() -> int:
             return sum(
                 len(batch.rows)
-                for batch in embedded_batches(paths, encoder, **loader_options)  # type: ignore[arg-type]
+                for batch in embedded_batches(
+                    paths,
+                    encoders,
+                    decode=args.decode,
+                    **loader_options,  # type: ignore[arg-type]
+                )
             )
 
-        encoder.embed(synthetic)  # warm-up: lazy initialisation, kernel selection
+        for each in encoders:
+            each.embed(synthetic)  # warm-up: lazy initialisation, kernel selection, compiling
         rates = {}
         for stage, label, run in (
             ("a", "(a) read + decode + resize", decode_only),

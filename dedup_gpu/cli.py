@@ -180,12 +180,28 @@ def _run_scan(
     verify: str = "auto",
     against: list[str] | None = None,
     search=None,
+    devices: str | None = None,
+    decode: str = "auto",
+    compile_model: bool = False,
 ):
-    from .pipeline import open_encoder, scan
+    from .pipeline import decodes_on_device, open_encoders, scan
 
-    encoder = open_encoder(model, device, weights=weights, progress=not quiet)
+    encoders = open_encoders(
+        model,
+        device,
+        devices=devices,
+        weights=weights,
+        progress=not quiet,
+        compile_model=compile_model,
+    )
+    encoder = encoders[0]
     spec = encoder.spec
     _announce_model(encoder, model, device)
+    if len(encoders) > 1:
+        names = ", ".join(str(each.device) for each in encoders)
+        err.print(f"devices: {names} (one batch each in turn)", highlight=False)
+    if decodes_on_device(decode, encoder.device):
+        err.print(f"decoding JPEGs on {encoder.device}", highlight=False)
     from .verify import resolve_mode
 
     verifying = resolve_mode(verify)
@@ -222,10 +238,11 @@ def _run_scan(
         workers=workers,
         max_pixels=max_pixels,
         progress=not quiet,
-        encoder=encoder,
+        encoder=encoders,
         verify=verify,
         against=against,
         search=search,
+        decode=decode,
     )
 
 
@@ -270,6 +287,28 @@ def scan(
     verify: VerifyOption = VerifyMode.auto,
     index_kind: SearchKindOption = "auto",
     nprobe: NprobeOption = None,
+    devices: Annotated[
+        str | None,
+        typer.Option(
+            help="Embed on several GPUs at once: all, or a list such as 0,1 or cuda:0,cuda:2 "
+            "(instead of --device)."
+        ),
+    ] = None,
+    decode: Annotated[
+        str,
+        typer.Option(
+            help="Where JPEGs are decoded: auto (on the GPU with nvJPEG when the model runs on "
+            "one), cpu (worker processes), or device (where the model runs)."
+        ),
+    ] = "auto",
+    compile_model: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="Compile the model with torch.compile (PyTorch models only; the first "
+            "batches pay the compile time).",
+        ),
+    ] = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -294,6 +333,9 @@ def scan(
             verify=verify.value,
             against=against,
             search=_search_settings(index_kind, nprobe),
+            devices=devices,
+            decode=decode,
+            compile_model=compile_model,
         )
         _finish(result, out_json=out_json, out_csv=out_csv, show=show, quiet=quiet)
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import Any
@@ -15,10 +17,11 @@ import numpy as np
 import torch
 
 from .catalog import Catalog, CatalogImages, ensure_same_model
-from .data import DEFAULT_MAX_PIXELS, iterate_batches
-from .device import gpu_number, resolve_device
+from .data import DEFAULT_MAX_PIXELS, Batch, iterate_batches
+from .device import gpu_number, resolve_device, resolve_devices
+from .device_decode import can_decode_on, finish_batch
 from .encoders import can_use_cuda, default_model, get_spec, load_encoder
-from .encoders.base import Encoder, EncoderSpec
+from .encoders.base import Encoder, EncoderSpec, compile_encoder
 from .errors import BadArgumentError, CatalogError, DeviceUnavailableError
 from .exact import group_identical
 from .group import Group, KeepPolicy, build_groups, cross_groups
@@ -30,6 +33,8 @@ from .sources import discover
 from .verify import THUMBNAIL_SIZE, Verifier, VerifySettings, resolve_mode
 
 logger = logging.getLogger(__name__)
+
+DECODE_CHOICES = ("auto", "cpu", "device")
 
 
 @dataclass
@@ -67,37 +72,54 @@ class EmbeddedBatch:
 
 def embedded_batches(
     paths: Sequence[str],
-    encoder: Encoder,
+    encoder: Encoder | Sequence[Encoder],
     *,
     batch_size: int = 64,
     workers: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     thumbnail_size: int | None = None,
     digests: bool = False,
+    decode: str = "auto",
 ) -> Iterator[EmbeddedBatch]:
     """Decode `paths` in worker processes and embed them a batch at a time, in order.
 
     Embeddings are rounded to float16, the precision a catalog keeps, so that a report made
     from a catalog scores every pair exactly as a scan of the same files does.
+
+    With several encoders (replicas of one model on several devices), whole batches go to the
+    devices in turn, each device in its own thread, so every image is embedded in the same batch
+    as on one device and the results are identical. With `decode` "device" (or "auto" on a GPU),
+    JPEGs are decoded on the encoder's device (see device_decode.py).
     """
-    embed = BatchShrinkingEmbedder(encoder)
-    for batch in iterate_batches(
+    encoders = [encoder] if isinstance(encoder, Encoder) else list(encoder)
+    if not encoders:
+        raise BadArgumentError("no encoder to embed with")
+    defer_jpegs = all(decodes_on_device(decode, each.device) for each in encoders)
+    size = encoders[0].spec.input_size
+    batches = iterate_batches(
         paths,
-        encoder.spec.input_size,
+        size,
         batch_size=batch_size,
         workers=workers,
-        pin_memory=encoder.device.type == "cuda",
+        pin_memory=any(each.device.type == "cuda" for each in encoders),
         max_pixels=max_pixels,
         thumbnail_size=thumbnail_size,
         digests=digests,
-    ):
+        defer_jpegs=defer_jpegs,
+    )
+    embedders = [BatchShrinkingEmbedder(each) for each in encoders]
+
+    def embed(embedder: BatchShrinkingEmbedder, batch: Batch) -> EmbeddedBatch:
+        device = embedder.encoder.device
+        if defer_jpegs:
+            batch = finish_batch(batch, device, size, thumbnail_size=thumbnail_size)
         rows = batch.indices.tolist()
         embeddings = (
-            embed(batch.pixels).astype(np.float16)
+            embedder(batch.pixels).astype(np.float16)
             if rows
-            else np.empty((0, encoder.spec.embedding_dim or 0), dtype=np.float16)
+            else np.empty((0, embedder.encoder.spec.embedding_dim or 0), dtype=np.float16)
         )
-        yield EmbeddedBatch(
+        return EmbeddedBatch(
             rows=rows,
             embeddings=embeddings,
             infos=[
@@ -108,6 +130,57 @@ def embedded_batches(
             digests=batch.digests,
             failures=batch.failures,
         )
+
+    if len(embedders) == 1 and embedders[0].encoder.device.type == "cpu":
+        # On the CPU the decode workers already run beside the model; a thread adds nothing.
+        for batch in batches:
+            yield embed(embedders[0], batch)
+        return
+    yield from _in_device_threads(embedders, batches, embed)
+
+
+def _in_device_threads(
+    embedders: Sequence[BatchShrinkingEmbedder],
+    batches: Iterator[Batch],
+    embed: Callable[[BatchShrinkingEmbedder, Batch], EmbeddedBatch],
+) -> Iterator[EmbeddedBatch]:
+    """Batch k embedded by embedders[k % n], each in a thread of its own, results in order.
+
+    The main thread keeps taking batches from the loader (and pinning them) while the devices
+    work; two batches per device are in flight, so a device never waits for the next.
+    """
+    with ExitStack() as stack:
+        threads = [
+            stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix=f"embed-{number}"))
+            for number in range(len(embedders))
+        ]
+        in_flight: deque[Future[EmbeddedBatch]] = deque()
+        for number, batch in enumerate(batches):
+            which = number % len(embedders)
+            in_flight.append(threads[which].submit(embed, embedders[which], batch))
+            if len(in_flight) >= 2 * len(embedders):
+                yield in_flight.popleft().result()
+        while in_flight:
+            yield in_flight.popleft().result()
+
+
+def decodes_on_device(decode: str, device: torch.device) -> bool:
+    """Whether JPEGs are decoded on `device` for `decode` "auto" (on a GPU that can), "cpu"
+    (never: Pillow in the workers) or "device" (always; an error where torchvision cannot)."""
+    if decode not in DECODE_CHOICES:
+        raise BadArgumentError(
+            f"unknown decode mode {decode!r}", hint=f"use {', '.join(DECODE_CHOICES)}"
+        )
+    if decode == "cpu":
+        return False
+    if decode == "device":
+        if not can_decode_on(device):
+            raise DeviceUnavailableError(
+                f"--decode device: torchvision cannot decode JPEGs on {device} here",
+                hint="use --decode cpu, or a torchvision built with nvJPEG for this CUDA",
+            )
+        return True
+    return device.type == "cuda" and can_decode_on(device)
 
 
 class BatchShrinkingEmbedder:
@@ -163,7 +236,7 @@ def _release_cached_memory(device: torch.device) -> None:
 
 def embed_contents(
     contents: Sequence[ContentGroup],
-    encoder: Encoder,
+    encoder: Encoder | Sequence[Encoder],
     *,
     batch_size: int = 64,
     workers: int | None = None,
@@ -171,13 +244,15 @@ def embed_contents(
     progress: bool = False,
     thumbnail_size: int | None = None,
     thumbnail_budget: int = 0,
+    decode: str = "auto",
 ) -> EmbeddedImages:
     """Decode and embed one file per distinct content; undecodable contents become errors.
 
     With `thumbnail_size`, a JPEG thumbnail of each image made from the same decode is kept,
     up to `thumbnail_budget` bytes in all, so verification need not decode those files again.
     """
-    dim = encoder.spec.embedding_dim
+    spec = (encoder if isinstance(encoder, Encoder) else encoder[0]).spec
+    dim = spec.embedding_dim
     assert dim is not None
     # Every content ends with its digest, hashed from the bytes decoded: reports record it so
     # that actions can tell whether a file changed since.
@@ -189,7 +264,7 @@ def embed_contents(
     kept_bytes = 0
     paths = [group.representative.path for group in contents]
     with progress_bars(progress and bool(paths)) as bars:
-        task = bars.add_task(f"embedding with {encoder.spec.name}", total=len(paths))
+        task = bars.add_task(f"embedding with {spec.name}", total=len(paths))
         for batch in embedded_batches(
             paths,
             encoder,
@@ -198,6 +273,7 @@ def embed_contents(
             max_pixels=max_pixels,
             thumbnail_size=thumbnail_size,
             digests=True,
+            decode=decode,
         ):
             if batch.rows:
                 embeddings[batch.rows] = batch.embeddings
@@ -229,8 +305,10 @@ def open_encoder(
     *,
     weights: str | None = None,
     progress: bool = False,
+    compile_model: bool = False,
 ) -> Encoder:
-    """Load `model` (default: `default_model()`) on `device`.
+    """Load `model` (default: `default_model()`) on `device`, compiled with `torch.compile`
+    when `compile_model` is set.
 
     With device "auto", a model whose runtime cannot use the GPU here (onnxruntime without its
     CUDA provider) runs on the CPU rather than failing; an explicit cuda device still fails.
@@ -239,7 +317,38 @@ def open_encoder(
     torch_device = resolve_device(device)
     if device.strip().lower() == "auto" and not can_use_cuda(spec):
         torch_device = torch.device("cpu")
-    return load_encoder(spec, torch_device, weights=weights, progress=progress)
+    encoder = load_encoder(spec, torch_device, weights=weights, progress=progress)
+    return compile_encoder(encoder) if compile_model else encoder
+
+
+def open_encoders(
+    model: str | None = None,
+    device: str = "auto",
+    *,
+    devices: str | None = None,
+    weights: str | None = None,
+    progress: bool = False,
+    compile_model: bool = False,
+) -> list[Encoder]:
+    """One replica of `model` per device of `devices` (see `device.resolve_devices`), or the
+    single encoder of `open_encoder(model, device)` when `devices` is None."""
+    if devices is None:
+        return [
+            open_encoder(
+                model, device, weights=weights, progress=progress, compile_model=compile_model
+            )
+        ]
+    if device.strip().lower() != "auto":
+        raise BadArgumentError(
+            f"--device {device} and --devices {devices} were both given",
+            hint="use --devices alone to run on several GPUs",
+        )
+    spec = get_spec(model or default_model())
+    encoders = [
+        load_encoder(spec, each, weights=weights, progress=progress)
+        for each in resolve_devices(devices)
+    ]
+    return [compile_encoder(each) for each in encoders] if compile_model else encoders
 
 
 def validate_options(
@@ -277,15 +386,21 @@ def scan(
     workers: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = False,
-    encoder: Encoder | None = None,
+    encoder: Encoder | Sequence[Encoder] | None = None,
     verify: str = "auto",
     search: SearchSettings | None = None,
     thumbnail_budget_mb: int = 2000,
+    devices: str | None = None,
+    decode: str = "auto",
+    compile_model: bool = False,
 ) -> ScanResult:
     """Find exact and near-duplicate images under `paths`; see README.md for every option.
 
     With `against` (a second set of paths), only copies across the two sets are reported: each
     group keeps an image of `against` and lists the images of `paths` that copy it.
+
+    With `devices` (e.g. "all" or "0,1"), or several encoders, the images are embedded on
+    every device at once, with the same results as on one.
 
     Bad files never raise: each becomes an entry in `report.errors`. Bad arguments, an unusable
     device or model raise a DedupError before any file is read.
@@ -300,7 +415,19 @@ def scan(
 
     tick = time.perf_counter()
     if encoder is None:
-        encoder = open_encoder(model, device, weights=weights, progress=progress)
+        encoders = open_encoders(
+            model,
+            device,
+            devices=devices,
+            weights=weights,
+            progress=progress,
+            compile_model=compile_model,
+        )
+    else:
+        encoders = [encoder] if isinstance(encoder, Encoder) else list(encoder)
+    encoder = encoders[0]
+    for each in encoders:
+        decodes_on_device(decode, each.device)  # a bad --decode fails before any file is read
     threshold = default_threshold(encoder.spec, verifying) if threshold is None else threshold
     timings["load_model"] = time.perf_counter() - tick
 
@@ -317,13 +444,14 @@ def scan(
     tick = time.perf_counter()
     embedded = embed_contents(
         exact.groups,
-        encoder,
+        encoders,
         batch_size=batch_size,
         workers=workers,
         max_pixels=max_pixels,
         progress=progress,
         thumbnail_size=THUMBNAIL_SIZE if verifying else None,
         thumbnail_budget=thumbnail_budget_mb * 1_000_000,
+        decode=decode,
     )
     timings["decode_and_embed"] = time.perf_counter() - tick
 
@@ -364,7 +492,7 @@ def scan(
         model_info=encoder.describe(),
         threshold=float(threshold),
         keep_policy=policy.value,
-        device=str(encoder.device),
+        device=",".join(str(each.device) for each in encoders),
         groups=grouped.groups,
         errors=errors,
         verification=grouped.verification,

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import BadArgumentError
 from .weights import WeightsSource
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -114,3 +115,18 @@ class TorchEncoder(Encoder):
             out = self.module(x)
         out = F.normalize(out.float().flatten(1), dim=1)
         return out.cpu().numpy()
+
+
+def compile_encoder(encoder: Encoder) -> Encoder:
+    """`encoder` with its model compiled by `torch.compile` (kernels fused for this device; the
+    first batches of each new shape pay the compile time). Only plain PyTorch models compile:
+    ONNX models run in onnxruntime and TorchScript files (SSCD) cannot be traced by it."""
+    module = getattr(encoder, "module", None)
+    if not isinstance(module, torch.nn.Module) or isinstance(module, torch.jit.ScriptModule):
+        runtime = "TorchScript" if isinstance(module, torch.jit.ScriptModule) else "onnxruntime"
+        raise BadArgumentError(
+            f"--compile works on PyTorch models; {encoder.spec.name} runs in {runtime}",
+            hint="drop --compile, or use a clip-* or torchvision model",
+        )
+    encoder.module = torch.compile(module)  # type: ignore[attr-defined]
+    return encoder
