@@ -2,8 +2,8 @@
 
     python benchmarks/throughput.py [FOLDER] [--make N] [--size 1024x768] [--stages abcd]
         [--model sscd-onnx] [--device auto | --devices 0,1] [--decode auto|cpu|device]
-        [--compile] [--batch-size 64] [--workers N] [--search-n 200000] [--threshold 0.30]
-        [--repeat 2]
+        [--compile] [--weights FILE | --random-sscd] [--batch-size 64] [--workers N]
+        [--search-n 200000] [--threshold 0.30] [--repeat 2]
 
 On the same files, one after the other in one process:
   (a) read + decode + resize only: the scan's DataLoader (worker processes, JPEG draft mode,
@@ -23,6 +23,8 @@ shared-core ceiling 1 / (1/a + 1/b) (decode and model then take turns on the sam
 With --make N (default when no FOLDER is given), N JPEGs of --size (default 1024x768) are
 first made from the photos of ../shared/data/dev-photos.sh (path in $DEV_PHOTOS, default
 /tmp/devphotos): resized, cropped and re-encoded at quality 90, so every file is distinct.
+--random-sscd stands in for Meta's SSCD file where it cannot be downloaded: a ResNet-50 with a
+512-d head and random weights, saved as TorchScript, which costs what the real model costs.
 Each stage is run --repeat times and the best run is printed (the first run also pays for the
 page cache and warm-up).
 """
@@ -65,6 +67,18 @@ def make_jpegs(
     return paths
 
 
+def random_sscd_file(folder: Path) -> str:
+    """A TorchScript ResNet-50 with SSCD's 512-d output and random weights."""
+    import torch
+    import torchvision
+
+    model = torchvision.models.resnet50(weights=None)
+    model.fc = torch.nn.Linear(2048, 512)
+    path = folder / "random_sscd_resnet50.torchscript.pt"
+    torch.jit.save(torch.jit.script(model.eval()), str(path))
+    return str(path)
+
+
 def best_rate(label: str, run: Callable[[], int], repeat: int) -> float:
     """Runs `run` (which returns the images it handled) `repeat` times; prints and returns the
     best images/s."""
@@ -91,6 +105,10 @@ def main() -> None:
     parser.add_argument("--devices", default=None, help="several GPUs: all, or 0,1")
     parser.add_argument("--decode", default="auto", help="auto, cpu or device")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--weights", default=None, help="a local weights file for the model")
+    parser.add_argument(
+        "--random-sscd", action="store_true", help="--model sscd with random ResNet-50 weights"
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=None, help="default: the scan's default")
     parser.add_argument("--search-n", type=int, default=200_000)
@@ -106,8 +124,16 @@ def main() -> None:
     from dedup_gpu.sources import discover
     from dedup_gpu.verify import THUMBNAIL_SIZE
 
+    weights = args.weights
+    if args.random_sscd:
+        args.model = "sscd"
+        weights = random_sscd_file(Path(tempfile.mkdtemp(prefix="random-sscd-")))
     encoders = open_encoders(
-        args.model, args.device, devices=args.devices, compile_model=args.compile
+        args.model,
+        args.device,
+        devices=args.devices,
+        weights=weights,
+        compile_model=args.compile,
     )
     encoder = encoders[0]
     on_device = decodes_on_device(args.decode, encoder.device)
