@@ -6,6 +6,11 @@ are made under a temporary name and renamed into place. `undo_journal` reads the
 puts back every file whose bytes can be recovered, checking each against its recorded digest,
 whether apply finished or was killed half way. A kept copy is never touched, and a duplicate
 whose size, mtime or digest differs from the report's is skipped.
+
+Only local files are changed. A duplicate that is an object-store object, a URL, a member of a
+tar shard or a row of a table is skipped with the reason; so is a local duplicate whose kept
+copy is not a local file, unless it is moved (a link needs a local target, and undo restores a
+deleted copy from its kept copy). The export lists name those duplicates for other tools.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import IO, Any
 
+from . import storage
 from .atomic import fsync_folder
 from .errors import BadArgumentError, OutputError
 from .exact import content_digest
 from .report import ReportedFile, SavedReport
+from .storage import StorageError
 
 JOURNAL_FORMAT = "dedup-gpu-journal"
 JOURNAL_VERSION = 1
@@ -86,17 +93,22 @@ def plan_changes(
         raise BadArgumentError("--action move needs --to DIR", hint="name the folder to move into")
     if action is not Action.move and to:
         raise BadArgumentError(f"--to applies to --action move, not {action.value}")
-    kept = {os.path.abspath(path) for path in report.kept_paths()}
+    kept = {storage.absolute(path) for path in report.kept_paths()}
     entries = [(duplicate, group.keep) for group in report.groups for duplicate in group.duplicates]
-    root = _common_folder([os.path.abspath(d.path) for d, _ in entries] + sorted(kept))
+    root = _common_folder(
+        [os.path.abspath(d.path) for d, _ in entries if storage.is_local(d.path)]
+        + sorted(path for path in kept if storage.is_local(path))
+    )
     changes: list[Change] = []
     skipped: list[tuple[str, str]] = []
     seen: set[str] = set()
     for duplicate, keep in entries:
-        path = os.path.abspath(duplicate.path)
+        path = storage.absolute(duplicate.path)
         if remove is not None and duplicate.path not in remove and path not in remove:
             continue
-        reason = _refusal(duplicate, path, kept, seen, action)
+        reason = _not_local(duplicate.path, keep.path, action) or _refusal(
+            duplicate, path, kept, seen, action
+        )
         if reason:
             skipped.append((duplicate.path, reason))
             continue
@@ -108,7 +120,7 @@ def plan_changes(
             Change(
                 action=action.value,
                 path=path,
-                keep=os.path.abspath(keep.path),
+                keep=storage.absolute(keep.path),
                 target=target,
                 bytes=duplicate.bytes,
                 mtime=duplicate.mtime,
@@ -117,6 +129,21 @@ def plan_changes(
             )
         )
     return changes, skipped
+
+
+def _not_local(path: str, keep: str, action: Action) -> str:
+    """Why a duplicate that is not a local file, or whose kept copy is not, is skipped."""
+    if not storage.is_local(path):
+        return (
+            f"it is {storage.where(path)}; dedup-gpu only changes local files: use the export "
+            "lists (dedup-gpu export) to remove it where it lives"
+        )
+    if action is not Action.move and not storage.is_local(keep):
+        return (
+            f"its kept copy {keep} is {storage.where(keep)}, not a local file: a link needs a "
+            "local kept copy, and undo could not restore a deleted copy from it (use move)"
+        )
+    return ""
 
 
 def _refusal(
@@ -233,6 +260,8 @@ def _differs(path: str, size: int, mtime: float, digest: str, name: str) -> str:
 def _digest_or_reason(path: str) -> str:
     try:
         return content_digest(path)
+    except StorageError as error:
+        return f"unreadable: {error}"
     except OSError as error:
         return f"unreadable: {error.strerror or error}"
 

@@ -114,7 +114,26 @@ CsvOutOption = Annotated[Path | None, typer.Option("--csv", help="Write a CSV re
 PathsArgument = Annotated[
     list[str] | None, typer.Argument(help="Image files and folders (searched recursively).")
 ]
-FromListOption = Annotated[str | None, typer.Option(help="Text file of paths, one a line.")]
+FromListOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Text file of paths or URLs, one a line; or a .csv/.jsonl manifest with a path "
+        "or URL column."
+    ),
+]
+ImageColumnOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Parquet/Arrow tables: the column of image bytes (default: the only one). "
+        "CSV/JSONL manifests: the column of paths or URLs (default: path, url, image...)."
+    ),
+]
+NameColumnOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Parquet/Arrow tables: name each row by this column (default: file.parquet#ROW)."
+    ),
+]
 WeightsOption = Annotated[str | None, typer.Option(help="Local weights file for the model.")]
 BatchSizeOption = Annotated[int, typer.Option(help="Images per model batch.")]
 MaxPixelsOption = Annotated[
@@ -361,6 +380,8 @@ def index_command(
     index_kind: SearchKindOption = "auto",
     nprobe: NprobeOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
+    image_column: ImageColumnOption = None,
+    name_column: NameColumnOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -385,6 +406,8 @@ def index_command(
             thumbnails=thumbnails,
             search=_search_settings(index_kind, nprobe),
             progress=not quiet,
+            image_column=image_column,
+            name_column=name_column,
         )
         if as_json:
             out.print_json(json.dumps(run.to_dict()))
@@ -484,6 +507,8 @@ def check_command(
     model: ModelOption = None,
     weights: WeightsOption = None,
     device: DeviceOption = "auto",
+    image_column: ImageColumnOption = None,
+    name_column: NameColumnOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Is each image a copy of one already in the catalog? Exit status 1 if any is."""
@@ -500,6 +525,8 @@ def check_command(
             model=model,
             weights=weights,
             device=device,
+            image_column=image_column,
+            name_column=name_column,
         )
         for result in results:
             if as_json:
@@ -652,13 +679,18 @@ def review_command(
     html: Annotated[str, typer.Option(help="The page to write; thumbnails go in <name>_files/.")],
     page_size: Annotated[int, typer.Option(help="Groups shown per page.")] = 50,
     thumbnail_px: Annotated[int, typer.Option(help="Longest side of each thumbnail.")] = 160,
+    image_column: ImageColumnOption = None,
+    name_column: NameColumnOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Write an HTML page to review each group, un-tick copies to keep, export decisions."""
+    from . import storage
     from .report import read_report
     from .review import write_review
 
     with reported_errors(debug):
+        # Rows of tables in the report are read back as the scan named them.
+        storage.configure(image_column=image_column, name_column=name_column)
         page = write_review(
             read_report(report_path), html, page_size=page_size, thumbnail_px=thumbnail_px
         )

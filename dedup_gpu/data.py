@@ -23,6 +23,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
+from . import storage
 from .exact import new_digest
 from .records import ImageInfo
 
@@ -71,6 +72,8 @@ def decode_image(
             # --max-pixels is checked below; Pillow's own warning threshold (half its hard limit)
             # would only print noise for images the user chose to allow.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if data is None and not storage.is_local(path):  # an object, URL or member
+                data = _read_elsewhere(path)
             with Image.open(path if data is None else io.BytesIO(data)) as image:
                 width, height = image.size
                 if width * height > max_pixels:
@@ -294,8 +297,13 @@ class ImageDataset(Dataset):
 
 
 def _read_and_hash(path: str) -> tuple[bytes | None, str]:
-    """The file's bytes (None when too big to hold) and their content hash, from one read."""
+    """The file's bytes (None when too big to hold) and their content hash, from one read.
+    Objects, URLs and container members (storage.py) are always read whole."""
     digest = new_digest()
+    if not storage.is_local(path):
+        data = _read_elsewhere(path)
+        digest.update(data)
+        return data, digest.hexdigest()
     try:
         with open(path, "rb") as handle:
             if os.fstat(handle.fileno()).st_size <= WHOLE_READ_LIMIT:
@@ -309,6 +317,13 @@ def _read_and_hash(path: str) -> tuple[bytes | None, str]:
         raise DecodeError("file disappeared during the scan") from error
     except OSError as error:
         raise DecodeError(f"cannot read file: {error.strerror or error}") from error
+
+
+def _read_elsewhere(path: str) -> bytes:
+    try:
+        return storage.read_bytes(path)
+    except storage.StorageError as error:
+        raise DecodeError(str(error)) from error
 
 
 def collate(items: list[LoadedItem]) -> Batch:

@@ -1,7 +1,8 @@
 """Stage 2: exact copies by content hash, so identical bytes are decoded and embedded once.
 
 Only files that share their size with another file are read and hashed; a file of unique size
-cannot have a byte-identical twin.
+cannot have a byte-identical twin. Local files are read one after another; objects, URLs and
+container members (see storage.py) are fetched a few at a time, as each costs a request.
 """
 
 from __future__ import annotations
@@ -9,17 +10,26 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import chain
 
+from . import storage
 from .progress import progress_bars
 from .records import ContentGroup, FileError, ImageFile
+from .storage import StorageError
 
 _CHUNK = 1 << 20
+_REMOTE_READS = 8  # objects fetched at once while hashing
 
 
 def content_digest(path: str) -> str:
-    """BLAKE2b-256 of the file's bytes, as hex."""
+    """BLAKE2b-256 of the file's bytes, as hex. `path` may be any path storage.py reads: a
+    local file that cannot be read raises OSError, anything else StorageError."""
     digest = new_digest()
+    if not storage.is_local(path):
+        digest.update(storage.read_bytes(path))
+        return digest.hexdigest()
     with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
@@ -46,14 +56,29 @@ def group_identical(files: Sequence[ImageFile], *, progress: bool = False) -> Ex
 
     digests: dict[str, str] = {}
     errors: list[FileError] = []
+
+    def hash_one(file: ImageFile) -> str | FileError:
+        try:
+            return content_digest(file.path)
+        except StorageError as error:
+            return FileError(file.path, str(error))
+        except OSError as error:
+            return FileError(file.path, f"cannot read file: {error.strerror}")
+
+    local = [file for file in to_hash if storage.is_local(file.path)]
+    elsewhere = [file for file in to_hash if not storage.is_local(file.path)]
     with progress_bars(progress and bool(to_hash)) as bars:
         task = bars.add_task("hashing same-size files", total=len(to_hash))
-        for file in to_hash:
-            try:
-                digests[file.path] = content_digest(file.path)
-            except OSError as error:
-                errors.append(FileError(file.path, f"cannot read file: {error.strerror}"))
-            bars.advance(task)
+        with ThreadPoolExecutor(_REMOTE_READS) as pool:
+            # Objects are fetched in the background while local files are hashed in turn.
+            fetched = pool.map(hash_one, elsewhere)
+            outcomes = zip([*local, *elsewhere], chain(map(hash_one, local), fetched), strict=True)
+            for file, outcome in outcomes:
+                if isinstance(outcome, FileError):
+                    errors.append(outcome)
+                else:
+                    digests[file.path] = outcome
+                bars.advance(task)
 
     members: dict[tuple[int, str | None, str], list[ImageFile]] = {}
     for file in files:

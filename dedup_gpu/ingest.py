@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from . import storage
 from .catalog import Catalog, StoredImage, model_identity
 from .data import DEFAULT_MAX_PIXELS
 from .device import gpu_number
@@ -26,6 +27,7 @@ from .pipeline import default_threshold, embedded_batches, open_encoder, validat
 from .progress import progress_bars
 from .records import FileError, ImageFile, Verdict
 from .sources import discover
+from .storage import StorageError
 from .verify import THUMBNAIL_SIZE, Verifier, VerifySettings, resolve_mode
 
 
@@ -62,13 +64,42 @@ class IndexRun:
 
 
 def _under(path: str, roots: Sequence[str]) -> bool:
-    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+    """`path` is a root, under a root folder or prefix, or a member of a root container."""
+    return any(
+        path == root
+        or path.startswith(root.rstrip(os.sep) + os.sep)
+        or path.startswith(root.rstrip("/") + "/")  # a prefix of URLs
+        or path.startswith(root + "#")
+        for root in roots
+    )
 
 
 def _absolute(found_files: Sequence[ImageFile]) -> list[ImageFile]:
+    """Local paths made absolute; URLs kept; a local container made absolute, `#member` kept."""
     return [
-        ImageFile(path=os.path.abspath(f.path), size=f.size, mtime=f.mtime) for f in found_files
+        ImageFile(path=storage.absolute(f.path), size=f.size, mtime=f.mtime) for f in found_files
     ]
+
+
+def _stat_error_path(path: str) -> tuple[int, float] | None:
+    """Size and mtime of a path that failed, to retry it only once it changes; None if gone."""
+    if storage.is_local(path):
+        try:
+            status = os.lstat(path)
+        except OSError:
+            return None
+        return status.st_size, status.st_mtime
+    try:
+        found = storage.stat(path)
+    except StorageError as error:
+        parts = storage.split_member(path)
+        if error.missing or parts is None:
+            return None
+        try:  # a row with no image bytes: retried once its table changes
+            return 0, storage.container_mtime(parts[0])
+        except StorageError:
+            return None
+    return found.size, found.mtime
 
 
 def _open_catalog_encoder(
@@ -104,6 +135,8 @@ def index_catalog(
     search: SearchSettings | None = None,
     progress: bool = False,
     encoder: Encoder | None = None,
+    image_column: str | None = None,
+    name_column: str | None = None,
 ) -> IndexRun:
     """Bring `catalog` up to date with the images under `paths`: embed new and changed files,
     forget deleted ones, then save the search index. Files elsewhere in the catalog (added from
@@ -117,7 +150,7 @@ def index_catalog(
         encoder = _open_catalog_encoder(store, model, device, weights, progress, encoder)
         run_id = store.begin_run(
             "index",
-            {"paths": [os.path.abspath(p) for p in paths], "from_list": from_list},
+            {"paths": [storage.absolute(p) for p in paths], "from_list": from_list},
         )
         result = IndexRun(catalog=str(catalog), model=encoder.spec.name)
         try:
@@ -133,6 +166,8 @@ def index_catalog(
                 max_pixels=max_pixels,
                 thumbnails=thumbnails,
                 progress=progress,
+                image_column=image_column,
+                name_column=name_column,
             )
             images = store.images()
             result.images = len(images)
@@ -172,12 +207,16 @@ def _update(
     max_pixels: int,
     thumbnails: bool,
     progress: bool,
+    image_column: str | None,
+    name_column: str | None,
 ) -> None:
-    found = discover(paths, from_list=from_list)
+    found = discover(
+        paths, from_list=from_list, image_column=image_column, name_column=name_column
+    )
     files = _absolute(found.files)
-    roots = [os.path.abspath(p) for p in paths]
+    roots = [storage.absolute(p) for p in paths]
     if from_list is not None:
-        roots += [os.path.abspath(f.path) for f in found.files]  # listed files count as roots
+        roots += [storage.absolute(f.path) for f in found.files]  # listed files count as roots
     known = store.known_files()
 
     to_embed: list[ImageFile] = []
@@ -194,17 +233,17 @@ def _update(
 
     seen = {file.path for file in files}
     unusable: list[tuple[ImageFile, str]] = []
+    listed_in = storage.absolute(from_list) if from_list is not None else None
     for error in found.errors:
-        path = os.path.abspath(error.path)
+        path = storage.absolute(error.path)
         result.errors.append(FileError(path, error.reason))
         seen.add(path)
-        if os.path.isdir(path):
-            continue  # an unreadable folder: its files stay as they were
-        try:
-            stat = os.lstat(path)
-            size, mtime = stat.st_size, stat.st_mtime
-        except OSError:
+        if path == listed_in or os.path.isdir(path):
+            continue  # the path list itself, or an unreadable folder: its files stay as they were
+        stat = _stat_error_path(path)
+        if stat is None:
             continue  # gone: forgotten below
+        size, mtime = stat
         before = known.get(path)
         if before is None or (before.size, before.mtime, before.status) != (size, mtime, "error"):
             unusable.append((ImageFile(path, size, mtime), error.reason))
@@ -218,7 +257,7 @@ def _update(
     gone = [
         path
         for path in known
-        if path not in seen and _under(path, live_roots) and not os.path.lexists(path)
+        if path not in seen and _under(path, live_roots) and not storage.exists(path)
     ]
     for root in roots:
         if root not in live_roots and any(_under(path, [root]) for path in known):
@@ -314,6 +353,8 @@ def check_images(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     encoder: Encoder | None = None,
     progress: bool = False,
+    image_column: str | None = None,
+    name_column: str | None = None,
 ) -> list[CheckResult]:
     """For each image, its best `top` matches in the catalog and whether it is a duplicate.
 
@@ -335,10 +376,10 @@ def check_images(
             )
         encoder = _open_catalog_encoder(store, model, device, weights, progress, encoder)
         threshold = default_threshold(encoder.spec, verifying) if threshold is None else threshold
-        found = discover(paths)
+        found = discover(paths, image_column=image_column, name_column=name_column)
         files = _absolute(found.files)
         results: dict[str, CheckResult] = {
-            os.path.abspath(e.path): CheckResult(os.path.abspath(e.path), "error", error=e.reason)
+            storage.absolute(e.path): CheckResult(storage.absolute(e.path), "error", error=e.reason)
             for e in found.errors
         }
         embedded = _embed_for_check(files, encoder, workers, max_pixels)
@@ -357,7 +398,7 @@ def check_images(
         if add:
             judged = _add_new(store, judged, embedded, encoder, paths)
         results.update({result.path: result for result in judged})
-    order = {os.path.abspath(p): n for n, p in enumerate(paths)}
+    order = {storage.absolute(p): n for n, p in enumerate(paths)}
     return sorted(results.values(), key=lambda r: (order.get(r.path, len(order)), r.path))
 
 
@@ -558,7 +599,7 @@ def _add_new(
     new_rows = [row for row, result in enumerate(judged) if result.verdict == "new"]
     if not new_rows:
         return judged
-    run_id = store.begin_run("check", {"paths": [os.path.abspath(p) for p in paths]})
+    run_id = store.begin_run("check", {"paths": [storage.absolute(p) for p in paths]})
     store.store(
         run_id,
         [

@@ -32,6 +32,7 @@ from urllib.parse import quote
 from .atomic import write_bytes
 from .errors import BadArgumentError, OutputError, first_line
 from .report import ReportedFile, SavedReport
+from .storage import StorageError, is_local, read_bytes
 
 DECISIONS_FORMAT = "dedup-gpu-decisions"
 DECISIONS_VERSION = 1
@@ -216,9 +217,11 @@ def _jpeg_thumbnail(path: str, size: int) -> bytes:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
+        # Objects, URLs and container members are fetched whole; local files are opened.
+        source = path if is_local(path) else io.BytesIO(read_bytes(path))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 if image.width * image.height > _MAX_PREVIEW_PIXELS:
                     raise _Unreadable(f"too large to preview ({image.width}x{image.height})")
                 if image.format == "JPEG":
@@ -234,6 +237,8 @@ def _jpeg_thumbnail(path: str, size: int) -> bytes:
                 return buffer.getvalue()
     except _Unreadable:
         raise
+    except StorageError as error:
+        raise _Unreadable(f"missing: {error}" if error.missing else str(error)) from error
     except FileNotFoundError as error:
         raise _Unreadable("missing: no file at this path any more") from error
     except PermissionError as error:
