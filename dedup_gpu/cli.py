@@ -202,6 +202,7 @@ def _run_scan(
     devices: str | None = None,
     decode: str = "auto",
     compile_model: bool = False,
+    **sources_and_cluster,
 ):
     from .pipeline import decodes_on_device, open_encoders, scan
 
@@ -262,6 +263,7 @@ def _run_scan(
         against=against,
         search=search,
         decode=decode,
+        **sources_and_cluster,
     )
 
 
@@ -328,6 +330,37 @@ def scan(
             "batches pay the compile time).",
         ),
     ] = False,
+    image_column: ImageColumnOption = None,
+    name_column: NameColumnOption = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="Embed on a Ray cluster: its address (HOST:PORT, auto, or local for a cluster "
+            "started on this machine).",
+        ),
+    ] = None,
+    shard_dir: Annotated[
+        str | None,
+        typer.Option(
+            help="With --ray: where workers write embedding shards, a folder every node sees "
+            "or an object-store URL (s3://...)."
+        ),
+    ] = None,
+    ray_workers: Annotated[
+        int | None,
+        typer.Option(help="With --ray: workers to start (default: one per GPU, else per node)."),
+    ] = None,
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            help="Search k-means partitions of the embeddings separately (approximate; on the "
+            "cluster with --ray) instead of one exact self-join."
+        ),
+    ] = None,
+    overlap: Annotated[
+        int, typer.Option(help="With --partitions: partitions each image is searched in.")
+    ] = 2,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -355,6 +388,13 @@ def scan(
             devices=devices,
             decode=decode,
             compile_model=compile_model,
+            image_column=image_column,
+            name_column=name_column,
+            ray_address=ray,
+            shard_dir=shard_dir,
+            ray_workers=ray_workers,
+            partitions=partitions,
+            overlap=overlap,
         )
         _finish(result, out_json=out_json, out_csv=out_csv, show=show, quiet=quiet)
 

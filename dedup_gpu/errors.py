@@ -46,6 +46,11 @@ class IndexBackendError(DedupError):
     """No usable FAISS build is installed."""
 
 
+class ClusterError(DedupError):
+    """A Ray cluster that cannot be used: Ray not installed, an address that does not answer,
+    workers that cannot load the model, see the images or share the shard folder."""
+
+
 class CatalogError(DedupError):
     """A catalog folder that cannot be used: missing, damaged, or from a newer dedup-gpu."""
 

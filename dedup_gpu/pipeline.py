@@ -393,6 +393,13 @@ def scan(
     devices: str | None = None,
     decode: str = "auto",
     compile_model: bool = False,
+    ray_address: str | None = None,
+    shard_dir: str | None = None,
+    ray_workers: int | None = None,
+    partitions: int | None = None,
+    overlap: int = 2,
+    image_column: str | None = None,
+    name_column: str | None = None,
 ) -> ScanResult:
     """Find exact and near-duplicate images under `paths`; see README.md for every option.
 
@@ -409,6 +416,18 @@ def scan(
     policy = validate_options(
         batch_size=batch_size, workers=workers, threshold=threshold, keep=keep
     )
+    if {ray_address, shard_dir, ray_workers, partitions} != {None}:  # Ray: distributed.py
+        from .distributed import validate_options as validate_distributed
+
+        validate_distributed(
+            ray_address=ray_address,
+            shard_dir=shard_dir,
+            partitions=partitions,
+            overlap=overlap,
+            actors=ray_workers,
+            against=against,
+            devices=devices,
+        )
     verifying = resolve_mode(verify)
     search = search or SearchSettings()
     timings: dict[str, float] = {}
@@ -432,8 +451,9 @@ def scan(
     timings["load_model"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    found = discover(paths, from_list=from_list)
-    reference = discover(against) if against else None
+    columns = {"image_column": image_column, "name_column": name_column}
+    found = discover(paths, from_list=from_list, **columns)
+    reference = discover(against, **columns) if against else None
     all_files = [*found.files, *(reference.files if reference else [])]
     timings["discover"] = time.perf_counter() - tick
 
@@ -442,23 +462,57 @@ def scan(
     timings["hash"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    embedded = embed_contents(
-        exact.groups,
-        encoders,
-        batch_size=batch_size,
-        workers=workers,
-        max_pixels=max_pixels,
-        progress=progress,
-        thumbnail_size=THUMBNAIL_SIZE if verifying else None,
-        thumbnail_budget=thumbnail_budget_mb * 1_000_000,
-        decode=decode,
-    )
+    if ray_address is None:
+        embedded = embed_contents(
+            exact.groups,
+            encoders,
+            batch_size=batch_size,
+            workers=workers,
+            max_pixels=max_pixels,
+            progress=progress,
+            thumbnail_size=THUMBNAIL_SIZE if verifying else None,
+            thumbnail_budget=thumbnail_budget_mb * 1_000_000,
+            decode=decode,
+        )
+    else:
+        from .distributed import embed_contents_on_ray
+
+        embedded = embed_contents_on_ray(
+            exact.groups,
+            address=ray_address,
+            model=encoder.spec.name,
+            weights=weights,
+            device=device,
+            shard_dir=shard_dir,
+            batch_size=batch_size,
+            workers=workers,
+            max_pixels=max_pixels,
+            progress=progress,
+            thumbnail_size=THUMBNAIL_SIZE if verifying else None,
+            thumbnail_budget=thumbnail_budget_mb * 1_000_000,
+            decode=decode,
+            compile_model=compile_model,
+            actors=ray_workers,
+            expect_weights_sha256=encoder.weights_sha256,
+        )
     timings["decode_and_embed"] = time.perf_counter() - tick
 
     gpu = gpu_number(encoder.device)
     reference_paths = {file.path for file in reference.files} if reference else None
     tick = time.perf_counter()
-    if reference_paths is None:
+    if reference_paths is None and partitions is not None:
+        from .distributed import partitioned_pairs
+
+        pairs, search_info = partitioned_pairs(
+            embedded.embeddings,
+            threshold,
+            partitions=partitions,
+            overlap=overlap,
+            address=ray_address,
+            gpu=gpu,
+            progress=progress,
+        )
+    elif reference_paths is None:
         pairs, search_info = search_pairs(embedded.embeddings, threshold, search=search, gpu=gpu)
     else:
         pairs, search_info = cross_pairs(
@@ -492,7 +546,7 @@ def scan(
         model_info=encoder.describe(),
         threshold=float(threshold),
         keep_policy=policy.value,
-        device=",".join(str(each.device) for each in encoders),
+        device=_devices_used(encoders, embedded),
         groups=grouped.groups,
         errors=errors,
         verification=grouped.verification,
@@ -518,6 +572,19 @@ def scan(
         pairs=pairs,
         verdicts=grouped.verdicts,
     )
+
+
+def _devices_used(encoders: Sequence[Encoder], embedded: EmbeddedImages) -> str:
+    """Where the images were embedded: this machine's devices, or the Ray workers' devices."""
+    workers = getattr(embedded, "workers", None)
+    if not workers:
+        return ",".join(str(each.device) for each in encoders)
+    counts: dict[str, int] = {}
+    for worker in workers:
+        device = str(worker.get("model", {}).get("device", "?"))
+        counts[device] = counts.get(device, 0) + 1
+    spread = ", ".join(f"{device} x{count}" for device, count in sorted(counts.items()))
+    return f"ray ({len(workers)} workers: {spread})"
 
 
 def _against_info(

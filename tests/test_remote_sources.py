@@ -465,6 +465,32 @@ def test_rows_named_by_a_column_and_every_bad_argument_is_one_line(
         assert words in found.errors[0].reason, case
 
 
+def test_the_cli_scans_a_table_by_row_names_and_reviews_it(
+    tables: dict[str, Path], tmp_path: Path
+) -> None:
+    train = str(tables["train"])
+    report_path = tmp_path / "report.json"
+    arguments = ["scan", train, "--name-column", "file_name", "--device", "cpu", "-q"]
+    result = CliRunner().invoke(app, [*arguments, "--out", str(report_path)])
+    assert result.exit_code == 0, result.output
+    report = read_report(str(report_path))
+    groups = {
+        frozenset(file.path for file in (group.keep, *group.duplicates)) for group in report.groups
+    }
+    assert frozenset([f"{train}#astronaut.png", f"{train}#astronaut-crop.jpg"]) in groups
+    assert frozenset([f"{train}#chelsea.png", f"{train}#chelsea-again.png"]) in groups
+    assert f"{train}#7" in {error.path for error in report.errors}
+
+    storage.clear_caches()  # review runs in a fresh process, told how rows are named
+    page = tmp_path / "review.html"
+    result = CliRunner().invoke(
+        app, ["review", str(report_path), "--html", str(page), "--name-column", "file_name"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "no thumbnail" not in result.output
+    assert f"{train}#astronaut-crop.jpg" in page.read_text(encoding="utf-8")
+
+
 # Manifests and URLs
 
 
