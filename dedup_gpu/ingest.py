@@ -210,9 +210,7 @@ def _update(
     image_column: str | None,
     name_column: str | None,
 ) -> None:
-    found = discover(
-        paths, from_list=from_list, image_column=image_column, name_column=name_column
-    )
+    found = discover(paths, from_list=from_list, image_column=image_column, name_column=name_column)
     files = _absolute(found.files)
     roots = [storage.absolute(p) for p in paths]
     if from_list is not None:
