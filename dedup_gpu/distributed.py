@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from . import storage
 from .data import DEFAULT_MAX_PIXELS
 from .encoders import get_spec
 from .errors import BadArgumentError, ClusterError, DeviceUnavailableError, first_line
@@ -235,7 +236,7 @@ class Shard:
 
     meta: dict[str, Any]
     rows: np.ndarray  # int64 [n]: contents embedded
-    paths: list[str]  # the file each row was read from (absolute)
+    paths: list[str]  # the file each row was read from (absolute, or a URL or member)
     embeddings: np.ndarray  # float16 [n, dim]
     widths: np.ndarray  # int64 [n]
     heights: np.ndarray  # int64 [n]
@@ -406,7 +407,7 @@ class EmbedWorker:
         except Exception as error:
             reason = f"{type(error).__name__}: {first_line(error)}"
             return {"node": node, "error": f"cannot use the shard folder {run_url}: {reason}"}
-        if sample_paths and not any(os.path.exists(path) for path in sample_paths):
+        if sample_paths and not any(storage.exists(path) for path in sample_paths):
             return {"node": node, "error": f"cannot see the images (no {sample_paths[0]})"}
         return {
             "node": node,
@@ -538,8 +539,8 @@ def embed_contents_on_ray(
     if not contents:
         dim = get_spec(model).embedding_dim or 0
         return RayEmbeddedImages([], [], np.zeros((0, dim), np.float32), [], [])
-    # Workers do not share this process's working directory.
-    paths = [os.path.abspath(group.representative.path) for group in contents]
+    # Workers run in another folder: local paths travel absolute; URLs and members as they are.
+    paths = [storage.absolute(group.representative.path) for group in contents]
     timings: dict[str, float] = {}
     temporary = shard_dir is None
     if shard_dir is None:

@@ -213,6 +213,33 @@ def test_shards_can_go_to_s3(
     assert len([key for key in keys if key.endswith(".npz")]) >= 2, keys
 
 
+def test_images_in_an_object_store_are_embedded_by_the_workers(
+    cluster: str, s3: str | None, collection: Path
+) -> None:
+    if s3 is None:
+        pytest.skip("needs moto and s3fs")
+    import boto3
+
+    from dedup_gpu import storage
+
+    client = boto3.client("s3")
+    for path in sorted(collection.rglob("*")):
+        if path.is_file():
+            key = f"photos/{path.relative_to(collection).as_posix()}"
+            client.put_object(Bucket="dedup-shards", Key=key, Body=path.read_bytes())
+    storage.clear_caches()
+    options = {"model": "sscd-onnx", "device": "cpu", "batch_size": 4, "workers": 0}
+    alone = scan(["s3://dedup-shards/photos/"], **options)
+
+    spread = scan(["s3://dedup-shards/photos/"], ray_address=cluster, **options)
+
+    assert len(alone.report.groups) == len(PHOTOS)
+    assert groups_of(spread) == groups_of(alone)
+    assert all(path.startswith("s3://dedup-shards/photos/") for path in spread.report.digests)
+    np.testing.assert_array_equal(spread.embeddings, alone.embeddings)
+    assert spread.report.errors == alone.report.errors
+
+
 def test_a_shard_folder_the_workers_do_not_share_is_one_line(
     cluster: str, collection: Path
 ) -> None:
