@@ -361,7 +361,11 @@ class EmbedWorker:
         thumbnail_size: int | None,
         decode: str,
         compile_model: bool,
+        columns: dict[str, str | None] | None = None,
     ) -> None:
+        # Table rows named by a column must be read back by that column, as the driver listed
+        # them: a worker never lists the tables itself.
+        storage.configure(**(columns or {}))
         self.options: dict[str, Any] = {
             "batch_size": batch_size,
             "workers": workers,
@@ -513,6 +517,7 @@ def embed_contents_on_ray(
     progress: bool = False,
     decode: str = "auto",
     compile_model: bool = False,
+    columns: dict[str, str | None] | None = None,
     actors: int | None = None,
     chunk_size: int | None = None,
     expect_weights_sha256: str | None = None,
@@ -580,6 +585,7 @@ def embed_contents_on_ray(
                 progress=progress,
                 decode=decode,
                 compile_model=compile_model,
+                columns=columns,
                 actors=actors,
                 chunk_size=chunk_size,
                 expect_weights_sha256=expect_weights_sha256,
@@ -637,6 +643,7 @@ def _embed_on_cluster(
     progress: bool,
     decode: str,
     compile_model: bool,
+    columns: dict[str, str | None] | None,
     actors: int | None,
     chunk_size: int | None,
     expect_weights_sha256: str | None,
@@ -666,6 +673,7 @@ def _embed_on_cluster(
             thumbnail_size,
             decode,
             compile_model,
+            columns,
         )
         for _ in range(count)
     ]

@@ -492,6 +492,7 @@ def scan(
             thumbnail_budget=thumbnail_budget_mb * 1_000_000,
             decode=decode,
             compile_model=compile_model,
+            columns=columns,
             actors=ray_workers,
             expect_weights_sha256=encoder.weights_sha256,
         )

@@ -240,6 +240,28 @@ def test_images_in_an_object_store_are_embedded_by_the_workers(
     assert spread.report.errors == alone.report.errors
 
 
+def test_table_rows_named_by_numbers_are_read_back_by_name_on_the_workers(
+    cluster: str, collection: Path, tmp_path: Path
+) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    # Names that look like row numbers but are not: row 0 is named "2", row 2 is named "0".
+    found = [collection / "coffee.png", collection / "chelsea.png"]
+    found.append(collection / "copies" / "coffee__crop.jpg")
+    table = pa.table({"id": ["2", "1", "0"], "image": [path.read_bytes() for path in found]})
+    pq.write_table(table, tmp_path / "rows.parquet")
+    path = str(tmp_path / "rows.parquet")
+    options = {"model": "sscd-onnx", "device": "cpu", "batch_size": 4, "workers": 0}
+    alone = scan([path], name_column="id", **options)
+
+    spread = scan([path], name_column="id", ray_address=cluster, **options)
+
+    assert groups_of(alone) == [(f"{path}#2", [f"{path}#0"])]  # coffee and its crop
+    assert groups_of(spread) == groups_of(alone)
+    np.testing.assert_array_equal(spread.embeddings, alone.embeddings)
+
+
 def test_a_shard_folder_the_workers_do_not_share_is_one_line(
     cluster: str, collection: Path
 ) -> None:
