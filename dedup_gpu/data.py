@@ -11,6 +11,7 @@ and pass its bytes on; device_decode.py decodes those in batches where the model
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import warnings
@@ -383,4 +384,22 @@ def iterate_batches(
         prefetch_factor=4 if workers > 0 else None,
         persistent_workers=False,
     )
-    yield from loader
+    yield from _start_workers(loader) if workers > 0 else loader
+
+
+def _start_workers(loader: DataLoader) -> Iterator[Batch]:
+    """The loader's iterator, its worker processes forked with this process's objects out of
+    their garbage collector's reach.
+
+    A forked child inherits every object but none of the threads; if its collector frees an
+    inherited object whose destructor waits on those threads (an onnxruntime session left over
+    from an earlier scan does), the worker hangs for good. Garbage is collected here first, and
+    what remains is frozen across the fork, as `gc.freeze` is meant for.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        batches = iter(loader)  # forks the workers
+    finally:
+        gc.unfreeze()
+    return batches

@@ -106,3 +106,46 @@ def test_max_pixels_decides_what_counts_as_a_bomb(tmp_path: Path) -> None:
     assert decode_image(str(tmp_path / "plan.png"), 64).info.width == 9500
     with pytest.raises(DecodeError, match="exceeds the limit of 90000000"):
         decode_image(str(tmp_path / "plan.png"), 64, max_pixels=90_000_000)
+
+
+class _Leftover:
+    """Stands for an object left over from an earlier scan (an onnxruntime session, say) whose
+    destructor must run in the process that made it: it writes down where it ran."""
+
+    def __init__(self, record: Path) -> None:
+        self.record = record
+        self.cycle = self  # only the garbage collector frees it
+
+    def __del__(self) -> None:
+        import os
+
+        with open(self.record, "a") as handle:
+            handle.write(f"{os.getpid()}\n")
+
+
+def test_decode_workers_never_free_what_the_scan_process_left_behind(
+    photo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+    import os
+
+    import dedup_gpu.data as data
+
+    original_init = data._worker_init
+
+    def collecting_init(number: int) -> None:  # a worker whose collector runs at once
+        original_init(number)
+        gc.collect()
+
+    monkeypatch.setattr(data, "_worker_init", collecting_init)
+    record = tmp_path / "freed-in.txt"
+    paths = sorted(str(path) for path in photo_dir.iterdir())
+    gc.disable()  # keep the leftover until the loader starts, as a busy process might
+    try:
+        _Leftover(record)
+        batches = list(iterate_batches(paths, 32, batch_size=2, workers=2))
+    finally:
+        gc.enable()
+    gc.collect()
+    assert sum(len(batch.indices) for batch in batches) == len(paths)
+    assert record.read_text().split() == [str(os.getpid())]
