@@ -940,14 +940,7 @@ def _assemble(
         for row in sorted(reasons)
         for file in contents[row].files
     ]
-    ok = [row for row, info in enumerate(infos) if info is not None]
-    return RayEmbeddedImages(
-        contents=[contents[row] for row in ok],
-        infos=[infos[row] for row in ok],  # type: ignore[misc]
-        embeddings=embeddings[ok],
-        errors=errors,
-        thumbnails=[thumbnails[row] for row in ok],
-    )
+    return RayEmbeddedImages.of_decoded(contents, infos, embeddings, errors, thumbnails)
 
 
 # Partitioned search

@@ -57,6 +57,27 @@ class EmbeddedImages:
     errors: list[FileError]
     thumbnails: list[bytes | None]  # for verification; None where none was kept
 
+    @classmethod
+    def of_decoded(
+        cls,
+        contents: Sequence[ContentGroup],
+        infos: Sequence[ImageInfo | None],
+        embeddings: np.ndarray,
+        errors: list[FileError],
+        thumbnails: Sequence[bytes | None],
+        **extra: Any,
+    ) -> Any:
+        """The rows that decoded (their info is not None), in order; `extra` for subclasses."""
+        ok = [row for row, info in enumerate(infos) if info is not None]
+        return cls(
+            contents=[contents[row] for row in ok],
+            infos=[infos[row] for row in ok],  # type: ignore[misc]
+            embeddings=embeddings[ok],
+            errors=errors,
+            thumbnails=[thumbnails[row] for row in ok],
+            **extra,
+        )
+
 
 @dataclass
 class EmbeddedBatch:
@@ -289,14 +310,7 @@ def embed_contents(
             for row, reason in batch.failures:
                 errors.extend(FileError(file.path, reason) for file in contents[row].files)
             bars.advance(task, len(batch.rows) + len(batch.failures))
-    ok = [row for row, info in enumerate(infos) if info is not None]
-    return EmbeddedImages(
-        contents=[contents[row] for row in ok],
-        infos=[infos[row] for row in ok],  # type: ignore[misc]
-        embeddings=embeddings[ok],
-        errors=errors,
-        thumbnails=[thumbnails[row] for row in ok],
-    )
+    return EmbeddedImages.of_decoded(contents, infos, embeddings, errors, thumbnails)
 
 
 def open_encoder(
@@ -462,18 +476,17 @@ def scan(
     timings["hash"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
+    loading: dict[str, Any] = {
+        "batch_size": batch_size,
+        "workers": workers,
+        "max_pixels": max_pixels,
+        "progress": progress,
+        "thumbnail_size": THUMBNAIL_SIZE if verifying else None,
+        "thumbnail_budget": thumbnail_budget_mb * 1_000_000,
+        "decode": decode,
+    }
     if ray_address is None:
-        embedded = embed_contents(
-            exact.groups,
-            encoders,
-            batch_size=batch_size,
-            workers=workers,
-            max_pixels=max_pixels,
-            progress=progress,
-            thumbnail_size=THUMBNAIL_SIZE if verifying else None,
-            thumbnail_budget=thumbnail_budget_mb * 1_000_000,
-            decode=decode,
-        )
+        embedded = embed_contents(exact.groups, encoders, **loading)
     else:
         from .distributed import embed_contents_on_ray
 
@@ -484,13 +497,7 @@ def scan(
             weights=weights,
             device=device,
             shard_dir=shard_dir,
-            batch_size=batch_size,
-            workers=workers,
-            max_pixels=max_pixels,
-            progress=progress,
-            thumbnail_size=THUMBNAIL_SIZE if verifying else None,
-            thumbnail_budget=thumbnail_budget_mb * 1_000_000,
-            decode=decode,
+            **loading,
             compile_model=compile_model,
             columns=columns,
             actors=ray_workers,
