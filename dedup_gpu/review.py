@@ -283,6 +283,10 @@ def _file_data(
 ) -> dict[str, Any]:
     # Short keys: a 10,000-group report carries some 30,000 of these.
     entry: dict[str, Any] = {"p": item.path, "b": item.bytes, "w": item.width, "h": item.height}
+    if item.path.startswith(("http://", "https://")):
+        entry["o"] = item.path  # the original opens in the browser as it is
+    elif is_local(item.path) and os.path.isabs(item.path):
+        entry["o"] = "file"  # the page makes the file:// link
     if item.path in thumbnails:
         entry["t"] = thumbnails[item.path]
     else:
@@ -449,9 +453,11 @@ _SCRIPT = r"""
       count /= 1000;
     }
   }
-  function fileUrl(path) {
-    if (path.charAt(0) !== "/") return null;
-    return "file://" + path.split("/").map(encodeURIComponent).join("/");
+  function originalUrl(file) {
+    // Set by the page's writer: only local files and web URLs can be opened; an object-store
+    // key, a tar member or a table row cannot, and stays plain text.
+    if (file.o === "file") return "file://" + file.p.split("/").map(encodeURIComponent).join("/");
+    return file.o || null;
   }
 
   function decisions() {
@@ -527,7 +533,7 @@ _SCRIPT = r"""
     figure.appendChild(el("div", "line",
       humanBytes(file.b) + " (" + file.b.toLocaleString("en") + " bytes), " +
       file.w + " x " + file.h));
-    const url = fileUrl(file.p);
+    const url = originalUrl(file);
     const caption = el("figcaption", "path");
     if (url) {
       const link = el("a", null, file.p);

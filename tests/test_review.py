@@ -364,3 +364,27 @@ def test_browser_pages_through_ten_thousand_groups(tmp_path: Path) -> None:
     assert markup.count("page 1 of 200 (10000 of 10000 groups)") == 2  # pagers above and below
     decisions = json.loads(dom.text_by_id["decisions-json"])
     assert len(decisions["remove"]) == 20_000 and decisions["keep"] == []
+
+
+def test_browser_links_only_originals_a_browser_can_open(tmp_path: Path) -> None:
+    _chromium()
+    kept = _photo(tmp_path / "photos" / "beach.jpg", "skyblue")
+    member = f"{tmp_path / 'shards' / '000001.tar'}#000001042.jpg"
+    web = "https://images.example.org/beach-copy.jpg"
+    duplicates = [
+        _duplicate(Path(member), kept, 0.97),
+        _duplicate(Path("s3://bucket/beach-copy.jpg"), kept, 0.96),
+        _duplicate(Path(web), kept, 0.95),
+    ]
+    duplicates[1]["path"] = "s3://bucket/beach-copy.jpg"  # Path would fold the '//'
+    duplicates[2]["path"] = web
+    report = _write_report(
+        tmp_path / "report.json", [{"keep": _entry(kept), "duplicates": duplicates}]
+    )
+    page = write_review(read_report(str(report)), str(tmp_path / "review.html"))
+
+    dom = _Dom(_browse(Path(page.html_path).as_uri(), tmp_path, "--dump-dom"))
+
+    links = sorted(attrs["href"] for tag, attrs in dom.elements if tag == "a" and "href" in attrs)
+    links = [link for link in links if not link.startswith("blob:")]
+    assert links == [kept.as_uri(), web], links  # not the tar member, not the s3 key
