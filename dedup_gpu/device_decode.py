@@ -102,8 +102,9 @@ def decode_on_device(
     thumbs: list[bytes | None] = []
     digests: list[str | None] = []
     failures: list[tuple[int, str]] = []
-    oriented: list[torch.Tensor] = []
-    for item, image in zip(pending, decoded, strict=True):
+    shrunk: list[torch.Tensor] = []  # thumbnails to encode; full-size frames are let go at once
+    for position, item in enumerate(pending):
+        image, decoded[position] = decoded[position], None
         if image is None:
             try:
                 fallback = decode_image(
@@ -122,13 +123,15 @@ def decode_on_device(
         else:
             upright = orient(image, item.header.orientation)
             frames.append(resize(upright, size, size))
-            oriented.append(upright)
+            if thumbnail_size is not None:
+                width, height = fit((upright.shape[2], upright.shape[1]), thumbnail_size)
+                shrunk.append(resize(upright, height, width))
             thumbs.append(None)  # filled below, in one batched encode
             infos.append(item.header.info)
         indices.append(item.index)
         digests.append(item.digest)
-    if thumbnail_size is not None and oriented:
-        encoded = iter(_thumbnails(oriented, thumbnail_size))
+    if shrunk:
+        encoded = iter(_encode_jpegs(shrunk))
         thumbs = [thumb if thumb is not None else next(encoded) for thumb in thumbs]
     if frames:
         pixels = torch.stack(frames)
@@ -155,13 +158,9 @@ def _decode_all(data: list[torch.Tensor], device: torch.device) -> list[torch.Te
     return decoded
 
 
-def _thumbnails(images: list[torch.Tensor], longest: int) -> list[bytes]:
+def _encode_jpegs(small: list[torch.Tensor]) -> list[bytes]:
     from torchvision.io import encode_jpeg
 
-    small = []
-    for image in images:
-        width, height = fit((image.shape[2], image.shape[1]), longest)
-        small.append(resize(image, height, width))
     try:
         encoded = encode_jpeg(small, quality=THUMBNAIL_QUALITY)
     except Exception:  # a torchvision without JPEG encoding on this device: encode on the CPU
