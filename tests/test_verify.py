@@ -177,7 +177,7 @@ def test_a_plain_image_too_smooth_to_verify_falls_back_to_the_embedding_score(
 
 
 def test_verify_on_without_opencv_is_an_argument_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(verify, "opencv_available", lambda: False)
+    monkeypatch.setattr(verify.mode, "opencv_available", lambda: False)
     with pytest.raises(BadArgumentError, match="OpenCV"):
         verify.resolve_mode("on")
     assert verify.resolve_mode("auto") is False

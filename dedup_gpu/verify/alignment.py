@@ -1,0 +1,162 @@
+"""Ways to lay one image over the other: keypoint fits (similarity, plain and mirrored), the whole
+frame stretched, and the smaller picture searched for inside the larger. Each is an Alignment:
+a 3 x 3 map from b's thumbnail pixels to a's, and the method that found it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..records import VerifyMethod
+from . import transforms
+from .settings import (
+    TEMPLATE_MATCH,
+    TEMPLATE_MIN_SHARE,
+    TEMPLATE_PEAK,
+    TEMPLATE_SIZE,
+    VerifySettings,
+)
+from .thumbnails import Keypoints, Thumbnail
+
+
+@dataclass(frozen=True)
+class Alignment:
+    matrix: np.ndarray | None  # 3 x 3, maps points of image b to image a (thumbnail pixels)
+    method: VerifyMethod
+    inliers: int
+
+
+def fit_similarity(
+    a: Keypoints, b: Keypoints, settings: VerifySettings
+) -> tuple[np.ndarray | None, int]:
+    import cv2
+
+    if a.descriptors is None or b.descriptors is None or len(a.points) < 2 or len(b.points) < 2:
+        return None, 0
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    good = [
+        pair[0]
+        for pair in matcher.knnMatch(b.descriptors, a.descriptors, k=2)
+        if len(pair) == 2 and pair[0].distance < 0.8 * pair[1].distance
+    ]
+    if len(good) < settings.min_inliers:
+        return None, 0
+    source = b.points[[m.queryIdx for m in good]]
+    target = a.points[[m.trainIdx for m in good]]
+    matrix, inlier_mask = cv2.estimateAffinePartial2D(
+        source, target, method=cv2.RANSAC, ransacReprojThreshold=4.0, maxIters=2000
+    )
+    if matrix is None:
+        return None, 0
+    inliers = int(inlier_mask.sum())
+    if inliers < settings.min_inliers or inliers < settings.min_inlier_ratio * len(good):
+        return None, inliers
+    matrix = transforms.from_affine(matrix)
+    if not 1 / 16 < transforms.similarity_scale(matrix) < 16:  # degenerate fits on texture
+        return None, inliers
+    return matrix, inliers
+
+
+def alignments(a: Thumbnail, b: Thumbnail, settings: VerifySettings) -> list[Alignment]:
+    """Ways to map b's thumbnail onto a's worth comparing: the keypoint fits (plain and mirrored)
+    and, for frames of the same shape, the whole frame stretched (for copies too small or too
+    blurred for keypoints). The mirror image is tried when the plain fit is weak."""
+    found = []
+    matrix, inliers = fit_similarity(a.keypoints, b.keypoints, settings)
+    if matrix is not None:
+        found.append(Alignment(matrix, VerifyMethod.keypoints, inliers))
+    best = inliers
+    if matrix is None or inliers < settings.confident_inliers:
+        mirrored = mirrored_alignment(a, b, settings)
+        best = max(best, mirrored.inliers)
+        if mirrored.matrix is not None:
+            found.append(mirrored)
+    if not found and same_aspect(a, b):
+        found.extend(whole_frame(a, b, best))
+    if not found:
+        found.append(Alignment(None, VerifyMethod.none, best))
+    return found
+
+
+def mirrored_alignment(a: Thumbnail, b: Thumbnail, settings: VerifySettings) -> Alignment:
+    """The keypoint fit of b's mirror image onto a (matrix None when there is none)."""
+    matrix, inliers = fit_similarity(a.keypoints, b.mirrored, settings)
+    if matrix is not None:
+        # b's mirrored keypoints live in the mirrored frame: unmirror first, then map.
+        matrix = matrix @ transforms.mirror(b.shape[1])
+    return Alignment(matrix, VerifyMethod.keypoints_mirrored, inliers)
+
+
+def whole_frame(a: Thumbnail, b: Thumbnail, inliers: int = 0) -> list[Alignment]:
+    """b's frame stretched onto a's, plain and mirrored."""
+    (ah, aw), (bh, bw) = a.shape, b.shape
+    stretch = np.array([[aw / bw, 0.0, 0.0], [0.0, ah / bh, 0.0], [0.0, 0.0, 1.0]])
+    return [
+        Alignment(stretch, VerifyMethod.whole_frame, inliers),
+        Alignment(stretch @ transforms.mirror(bw), VerifyMethod.whole_frame_mirrored, inliers),
+    ]
+
+
+def template_alignment(a: Thumbnail, b: Thumbnail) -> Alignment:
+    """Where the smaller picture sits inside the larger, found by normalised cross-correlation
+    over scales (OpenCV's matchTemplate): for crops too smooth or too repetitive for keypoints
+    (an apple on a plain ground, a brick wall). Searched with the larger picture TEMPLATE_SIZE
+    wide, then refined at thumbnail size; matrix None when no placement correlates well."""
+    import cv2
+
+    swapped = b.grey.size > a.grey.size
+    large, small = (b, a) if swapped else (a, b)
+    (lh, lw), (sh, sw) = large.shape, small.shape
+    k = TEMPLATE_SIZE / max(lh, lw)
+    searched = cv2.resize(large.grey, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+    best = (-1.0, 0.0, (0, 0))
+    # The smaller picture's share of the larger one's area: a crop keeps 20% of it or more.
+    for share in np.geomspace(1.0, TEMPLATE_MIN_SHARE, 24):
+        scale = float(np.sqrt(share * lh * lw / (sh * sw)))
+        size = (round(sw * scale * k), round(sh * scale * k))
+        found = _placement(searched, small.grey, size)
+        if found is not None and found[0] > best[0]:
+            best = (found[0], scale, found[1])
+    peak, scale, corner = best
+    if peak < TEMPLATE_PEAK:
+        return Alignment(None, VerifyMethod.template, 0)
+    # Refine at thumbnail size: a few nearby scales, within a few pixels of the coarse spot.
+    reach = int(np.ceil(1 / k)) + 2
+    left = max(0, round(corner[0] / k) - reach)
+    top = max(0, round(corner[1] / k) - reach)
+    refined = (-1.0, scale, (corner[0] / k, corner[1] / k))
+    for factor in (0.97, 0.985, 1.0, 1.015, 1.03):
+        size = (round(sw * scale * factor), round(sh * scale * factor))
+        window = large.grey[top : top + size[1] + 2 * reach, left : left + size[0] + 2 * reach]
+        found = _placement(window, small.grey, size)
+        if found is not None and found[0] > refined[0]:
+            spot = found[1]
+            refined = (found[0], scale * factor, (left + spot[0], top + spot[1]))
+    peak, scale, (x, y) = refined
+    if peak < TEMPLATE_MATCH:
+        return Alignment(None, VerifyMethod.template, 0)
+    small_to_large = np.array([[scale, 0.0, x], [0.0, scale, y], [0.0, 0.0, 1.0]])
+    matrix = transforms.inverse(small_to_large) if swapped else small_to_large
+    return Alignment(matrix, VerifyMethod.template, 0)
+
+
+def _placement(
+    image: np.ndarray, picture: np.ndarray, size: tuple[int, int]
+) -> tuple[float, tuple[int, int]] | None:
+    """(correlation, top-left corner) of `picture` resized to `size` (w, h) where it best fits
+    inside `image`; None when it does not fit, is too small, or is flat (nothing to correlate)."""
+    import cv2
+
+    if size[0] > image.shape[1] or size[1] > image.shape[0] or min(size) < 8:
+        return None
+    template = cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
+    if template.std() < 2.0:
+        return None
+    _, peak, _, corner = cv2.minMaxLoc(cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED))
+    return float(peak), corner
+
+
+def same_aspect(a: Thumbnail, b: Thumbnail) -> bool:
+    (ah, aw), (bh, bw) = a.shape, b.shape
+    return abs(np.log((aw / ah) / (bw / bh))) < 0.05

@@ -1,0 +1,174 @@
+"""Text records: telling a page from a photo, its pen strokes, and the stroke-by-stroke
+comparison that tells a rescan of a record (same strokes, thickened, thinned or greyed) from
+another record of the same template (another date, name or amount)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import transforms
+from .settings import MIN_TEXT_STROKES, REFINE_SCALE, STROKE, TEXT_TOLERANCE, TEXT_WINDOW
+
+if TYPE_CHECKING:
+    from .settings import VerifySettings
+    from .thumbnails import Thumbnail
+    from .verifier import Mapper
+
+
+def looks_like_document(rgb: np.ndarray, grey: np.ndarray | None = None) -> bool:
+    """A paper page: mostly near-white paper, little colour, and the rest thin dark strokes
+    (text, rules, boxes) rather than shaded areas. Text pages and forms, scanned or generated,
+    pass; photos, including bright ones and objects on white, do not."""
+    import cv2
+
+    if grey is None:  # `grey`: the same image in grey, when the caller has it already
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    # The 90th percentile from a histogram: a sort of every pixel costs more than the rest.
+    paper = int(
+        np.searchsorted(np.cumsum(np.bincount(grey.ravel(), minlength=256)), 0.9 * grey.size)
+    )
+    if paper < 170:  # a grey or dark background is not paper
+        return False
+    on_paper = grey >= paper - 40
+    if on_paper.mean() < 0.6:
+        return False
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    # uint8 is safe: the largest channel is never below the smallest.
+    chroma = np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue)
+    if (chroma > 60).mean() > 0.08:
+        return False
+    off_paper = ~on_paper
+    if not off_paper.any():
+        return False  # a blank sheet or a white frame: nothing says document
+    # Off the paper, a page has ink strokes a few pixels wide, nearly all next to paper; a
+    # photo's darker regions are broad shaded areas. Grow the paper by 2 px and see what is left.
+    grown = cv2.dilate(on_paper.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    broad = (off_paper & ~grown).sum() / off_paper.sum()
+    return bool(broad < 0.35)
+
+
+def ink_map(grey: np.ndarray) -> np.ndarray:
+    """The pen strokes of a page (text, rules, ticks), uint8 0..255: a black-hat filter keeps dark
+    detail narrower than STROKE and drops the paper tone, shaded fills and header bars, which
+    rescanning lightens, darkens or binarises away. Scaled by its own strong strokes, so contrast
+    changes cancel."""
+    import cv2
+
+    blurred = cv2.GaussianBlur(grey.astype(np.float32), (0, 0), 1.0)
+    strokes = cv2.morphologyEx(blurred, cv2.MORPH_BLACKHAT, np.ones((STROKE, STROKE), np.uint8))
+    strong = max(float(np.percentile(strokes, 99.5)), 1.0)
+    return np.clip(strokes * (255.0 / strong), 0, 255).astype(np.uint8)
+
+
+def shrunk_ink(ink: np.ndarray) -> np.ndarray:
+    """Strokes averaged down by REFINE_SCALE and blurred a little: smooth enough for ECC."""
+    import cv2
+
+    small = cv2.resize(
+        ink.astype(np.float32), None, fx=REFINE_SCALE, fy=REFINE_SCALE, interpolation=cv2.INTER_AREA
+    )
+    return cv2.GaussianBlur(small, (0, 0), 0.75)
+
+
+def warp(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], **options) -> np.ndarray:
+    """`image` resampled through `matrix` (3 x 3, image pixels -> output pixels) onto an output
+    of (height, width) `size`: an affine warp where the map is affine, else a perspective one."""
+    import cv2
+
+    height, width = size
+    if transforms.is_affine(matrix):
+        return cv2.warpAffine(image, matrix[:2], (width, height), **options)
+    return cv2.warpPerspective(image, matrix, (width, height), **options)
+
+
+def refine_alignment(a: Thumbnail, b: Thumbnail, b_to_a: np.ndarray) -> np.ndarray:
+    """`b_to_a` (3 x 3, document pixels) corrected to a fraction of a pixel: the keypoint fit
+    comes from 320 px thumbnails, a few pixels off at DOCUMENT_SIZE, while telling strokes apart
+    needs them within one. OpenCV's ECC (enhanced correlation coefficient) fits the remaining
+    error (affine, or a homography where the fit is one) on the strokes shrunk by REFINE_SCALE;
+    where it does not converge (mostly different pages) the keypoint fit stands."""
+    import cv2
+
+    assert a.shrunk_ink is not None and b.shrunk_ink is not None
+    # Pixel centres at full size x and shrunk u relate as x = k u + (k - 1) / 2, k = 1 / scale.
+    k = 1.0 / REFINE_SCALE
+    to_full = np.array([[k, 0.0, (k - 1) / 2], [0.0, k, (k - 1) / 2], [0.0, 0.0, 1.0]])
+    shrunk_b_to_a = transforms.inverse(to_full) @ b_to_a @ to_full
+    mapped = warp(b.shrunk_ink, shrunk_b_to_a, a.shrunk_ink.shape)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-4)
+    perspective = not transforms.is_affine(b_to_a)
+    motion = cv2.MOTION_HOMOGRAPHY if perspective else cv2.MOTION_AFFINE
+    start = np.eye(3, dtype=np.float32) if perspective else np.eye(2, 3, dtype=np.float32)
+    try:
+        _, found = cv2.findTransformECC(a.shrunk_ink, mapped, start, motion, criteria, None, 1)
+    except cv2.error:
+        return b_to_a
+    correction = found.astype(np.float64)
+    if not perspective:
+        correction = transforms.from_affine(correction)
+    # ECC's warp takes a pixel of a to the pixel of mapped b that matches it (shrunk).
+    a_to_mapped = to_full @ correction @ transforms.inverse(to_full)
+    return transforms.inverse(a_to_mapped) @ b_to_a
+
+
+def to_detail(image: Thumbnail) -> np.ndarray:
+    """The map from thumbnail pixels to the pixels of the document rendering."""
+    assert image.ink is not None
+    return transforms.grid_scale(image.shape, image.ink.shape)
+
+
+def text_differences(
+    pairs: Sequence[tuple[Thumbnail, Thumbnail, np.ndarray]],
+    settings: VerifySettings,
+    mapper: Mapper = map,
+) -> list[tuple[int, int]]:
+    """(differing text windows, text windows) for each pair of documents (a, b, b->a map).
+
+    b's pen strokes are mapped onto a's document rendering, the keypoint alignment is refined to
+    a fraction of a pixel (`refine_alignment`), and each TEXT_WINDOW square is compared stroke by
+    stroke: a window differs when more than `text_unmatched` of one side's sure strokes have no
+    trace of ink on the other side within TEXT_TOLERANCE pixels. A rescan's strokes land on the
+    same strokes whether the scanner thickened, thinned or greyed them; another value in a field
+    leaves strokes over blank paper or between the other's letters. Only windows that both pages
+    cover count. OpenCV does the work (it releases the GIL, so pairs run on `mapper`'s threads);
+    a GPU does not pay for this: only pairs of near-identical pages get here.
+    """
+    return list(mapper(lambda pair: _text_windows(*pair, settings), pairs))
+
+
+def _text_windows(
+    a: Thumbnail, b: Thumbnail, b_to_a: np.ndarray, settings: VerifySettings
+) -> tuple[int, int]:
+    import cv2
+
+    assert a.ink is not None and b.ink is not None
+    to_a = to_detail(a) @ b_to_a @ transforms.inverse(to_detail(b))
+    to_a = refine_alignment(a, b, to_a)
+    height, width = a.ink.shape
+    mapped = warp(b.ink, to_a, a.ink.shape, borderValue=0)
+    covered = warp(np.ones_like(b.ink), to_a, a.ink.shape, flags=cv2.INTER_NEAREST, borderValue=0)
+    near = np.ones((2 * TEXT_TOLERANCE + 1,) * 2, np.uint8)
+    rows, columns = height // TEXT_WINDOW, width // TEXT_WINDOW
+
+    def window_means(mask: np.ndarray) -> np.ndarray:
+        inside = mask[: rows * TEXT_WINDOW, : columns * TEXT_WINDOW].astype(np.float32)
+        return cv2.resize(inside, (columns, rows), interpolation=cv2.INTER_AREA)
+
+    strokes, unmatched = [], []
+    for ink, other in ((a.ink, mapped), (mapped, a.ink)):
+        sure = ink >= round(255 * settings.stroke_ink)
+        traced = cv2.dilate((other >= round(255 * settings.trace_ink)).astype(np.uint8), near)
+        strokes.append(window_means(sure))
+        unmatched.append(window_means(sure & (traced == 0)))
+    text = (window_means(covered) > 0.999) & (
+        strokes[0] + strokes[1] >= MIN_TEXT_STROKES / TEXT_WINDOW**2
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.maximum(
+            np.nan_to_num(unmatched[0] / strokes[0]), np.nan_to_num(unmatched[1] / strokes[1])
+        )
+    differ = text & (share > settings.text_unmatched)
+    return int(differ.sum()), int(text.sum())

@@ -1,0 +1,48 @@
+"""The sizes verification looks at and the thresholds it decides by, in one frozen record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+THUMBNAIL_SIZE = 320  # longest side of the images verification looks at
+MIN_DETECTION_SIZE = 256  # smaller thumbnails are enlarged to this for keypoint detection
+ORB_FEATURES = 500  # matching cost grows with the square of this; 500 finds crops to 30% area
+CANVAS = 192  # both images are sampled onto a CANVAS x CANVAS grid for the block comparison
+BLOCK = 16  # -> a 12 x 12 grid of blocks
+# Documents are compared in more detail: one changed value on a form is a different record, and
+# at 320 px a line of text is three pixels high. At DOCUMENT_SIZE body text is about 8 px high.
+DOCUMENT_SIZE = 1024
+TEXT_WINDOW = 24  # px of the document rendering: two or three characters of body text
+TEXT_TOLERANCE = 1  # px a stroke may be from the other page's ink once aligned (resampling)
+MIN_TEXT_STROKES = 8  # sure-stroke pixels (both sides) that make a window worth comparing
+TEMPLATE_SIZE = 96  # px, longest side of the larger picture when searching for a crop in it
+TEMPLATE_MIN_SHARE = 0.2  # smallest share of the larger picture's area searched for a crop
+TEMPLATE_PEAK = 0.6  # correlation at search size worth refining
+# ... and at thumbnail size before the blocks are compared: a crop scores 0.90-0.99 (eval); two
+# smooth pictures can place one inside the other at 0.75 and still agree block by block.
+TEMPLATE_MATCH = 0.9
+REFINE_SCALE = 0.25  # alignment is refined on strokes shrunk this much: as precise, 4x cheaper
+STROKE = 9  # px; ink narrower than this is a stroke (text, rules, ticks), wider is a fill
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """Decision thresholds; the values come from `dedup-gpu eval` runs (see docs/benchmarks.md)."""
+
+    min_inliers: int = 8  # RANSAC-consistent keypoint matches for a geometric fit
+    min_inlier_ratio: float = 0.25  # share of ratio-test matches that agree with the fit
+    confident_inliers: int = 30  # a plain fit this strong: the mirror image is not tried
+    ncc_agree: float = 0.5  # a block agrees when its correlation is at least this
+    texture_std: float = 0.12  # block spread (in units of the image's own) that counts as detail
+    one_sided_std: float = 0.35  # detail this strong on one side only is a disagreement
+    photo_agreement: float = 0.8  # share of informative blocks that must agree, photos
+    document_screen: float = 0.6  # documents agreeing less than this on the block grid differ
+    stroke_ink: float = 0.5  # ink (share of a page's strong strokes) that is surely a stroke
+    trace_ink: float = 0.15  # ink that may be a stroke the scanner lightened or blurred
+    text_unmatched: float = 0.15  # a text window differs when this share of strokes is unmatched
+    text_differences: int = 3  # documents with more differing text windows are other records
+    whole_frame_agreement: float = 0.95  # ... when no keypoint fit was found (blur, tiny copies)
+    min_blocks: int = 6  # fewer informative blocks than this: too little to judge
+    min_keypoints: int = 30  # an image with fewer has too little detail for a keypoint verdict
+    fallback_threshold: float = 0.55  # decides pairs too plain to verify; scans pass the model's
+    plain_disagreement: float = 0.5  # ... unless compared whole they agree less than this

@@ -1,0 +1,315 @@
+"""The Verifier: checks candidate pairs of images, decoding each image at most once, and keeps a
+Verdict for every pair it checked."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data import DEFAULT_MAX_PIXELS
+from ..index import Pairs
+from ..progress import progress_bars
+from ..records import Verdict, VerifyMethod, VerifyOutcome
+from .alignment import (
+    Alignment,
+    alignments,
+    mirrored_alignment,
+    same_aspect,
+    template_alignment,
+    whole_frame,
+)
+from .blocks import block_agreement
+from .documents import text_differences
+from .settings import VerifySettings
+from .thumbnails import Thumbnail, load_thumbnails
+
+# map(function, items): the builtin, or a thread pool's (OpenCV releases the GIL while it works).
+Mapper = Callable[[Callable[..., Any], Iterable[Any]], Iterator[Any]]
+
+
+@dataclass
+class _Comparison:
+    agreement: float  # share of informative blocks (text windows for documents) that agree
+    blocks: int  # informative blocks or text windows compared
+    differing: int | None = None  # text windows that differ; None unless compared as text
+
+
+def _outcome(accepted: bool) -> VerifyOutcome:
+    return VerifyOutcome.accepted if accepted else VerifyOutcome.rejected
+
+
+def _decide(
+    alignment: Alignment,
+    comparison: _Comparison,
+    document: bool,
+    settings: VerifySettings,
+) -> tuple[bool, str]:
+    agreement, blocks = comparison.agreement, comparison.blocks
+    if blocks < settings.min_blocks:
+        return False, f"too little detail to compare ({blocks} informative blocks)"
+    aligned = f"aligned by {alignment.method.value}"
+    if comparison.differing is not None:
+        allowed = settings.text_differences
+        counted = f"{comparison.differing} of {blocks} text windows differ (at most {allowed})"
+        if comparison.differing <= allowed:
+            return True, f"document: {aligned}, {counted}"
+        return False, f"document: {aligned}, {counted}"
+    if alignment.method in (VerifyMethod.whole_frame, VerifyMethod.whole_frame_mirrored):
+        needed = settings.whole_frame_agreement
+    else:
+        needed = settings.document_screen if document else settings.photo_agreement
+    kind = "document" if document else "photo"
+    share = f"{agreement:.0%} of {blocks} blocks agree"
+    if agreement >= needed and not document:
+        return True, f"{kind}: {aligned}, {share} (need {needed:.0%})"
+    return False, f"{kind}: {aligned}, only {share} (need {needed:.0%})"
+
+
+class Verifier:
+    """Checks candidate pairs of images (rows of `paths`), decoding each image at most once.
+
+    Every checked pair's Verdict is kept in `verdicts`, keyed by (left, right) row, so the report
+    can explain both the pairs that were grouped and those that were turned down.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        *,
+        thumbnails: Sequence[bytes | None] | None = None,
+        settings: VerifySettings | None = None,
+        device: torch.device | str = "cpu",
+        workers: int | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        progress: bool = False,
+    ):
+        self.paths = list(paths)
+        # A Sequence, read only for the rows verified (a catalog's fetches them on demand).
+        self.kept = thumbnails if thumbnails is not None else [None] * len(self.paths)
+        self.settings = settings or VerifySettings()
+        self.device = torch.device(device)
+        self.workers = workers
+        self.max_pixels = max_pixels
+        self.progress = progress
+        self.verdicts: dict[tuple[int, int], Verdict] = {}
+        self.seconds = 0.0
+        import cv2
+
+        # OpenCV's thread pool does not survive fork(): a worker forked after this process has
+        # used it can deadlock on the pool's lock. Verification forks thumbnail workers after
+        # warping in this process, so OpenCV runs single-threaded here (its work here is small).
+        cv2.setNumThreads(1)
+        self._thumbnails: dict[int, Thumbnail | None] = {}
+        self._map: Mapper = map
+
+    def __call__(self, pairs: Pairs) -> np.ndarray:
+        """Whether each pair is a verified copy (bool array); verdicts are recorded."""
+        return np.array([verdict.accepted for verdict in self.check(pairs)], dtype=bool)
+
+    def check(self, pairs: Pairs) -> list[Verdict]:
+        started = time.perf_counter()
+        keys = list(zip(pairs.left.tolist(), pairs.right.tolist(), strict=True))
+        new = [key for key in dict.fromkeys(keys) if key not in self.verdicts]
+        self._load({row for key in new for row in key})
+        # Threads, not processes: the thumbnails live here, and OpenCV's matching, RANSAC and
+        # warps release the GIL. The pool is gone again before the next _load forks workers.
+        with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
+            self._map = pool.map
+            try:
+                self._check_new(new, dict(zip(keys, pairs.score.tolist(), strict=True)))
+            finally:
+                self._map = map
+        self.seconds += time.perf_counter() - started
+        return [self.verdicts[key] for key in keys]
+
+    def _check_new(self, new: list[tuple[int, int]], scores: dict[tuple[int, int], float]) -> None:
+        candidates: list[tuple[tuple[int, int], Alignment]] = []
+        aligned = []
+        for key in new:
+            a, b = self._thumbnails[key[0]], self._thumbnails[key[1]]
+            if a is None or b is None:
+                self.verdicts[key] = Verdict(
+                    outcome=VerifyOutcome.rejected,
+                    method=VerifyMethod.none,
+                    reason="could not decode the image again to verify",
+                )
+                continue
+            detail = min(len(a.keypoints.points), len(b.keypoints.points))
+            if detail < self.settings.min_keypoints:
+                self.verdicts[key] = self._plain_verdict(a, b, scores[key], detail)
+                continue
+            aligned.append(key)
+        fits = self._map(
+            lambda key: alignments(
+                self._thumbnails[key[0]], self._thumbnails[key[1]], self.settings
+            ),
+            aligned,
+        )
+        for key, found in zip(aligned, fits, strict=True):
+            a, b = self._thumbnails[key[0]], self._thumbnails[key[1]]
+            for alignment in found:
+                if alignment.matrix is None:
+                    self.verdicts[key] = Verdict(
+                        outcome=VerifyOutcome.rejected,
+                        method=VerifyMethod.none,
+                        reason=f"no geometric match ({alignment.inliers} consistent keypoints) "
+                        "and the frames differ in shape",
+                        inliers=alignment.inliers,
+                        document=bool(a.document and b.document),  # type: ignore[union-attr]
+                    )
+                else:
+                    candidates.append((key, alignment))
+        self._compare(candidates)
+        # A plain fit strong enough that the mirror image was not tried may still be the wrong
+        # one (a symmetric subject, mirrored): pairs it left rejected get the mirrored fit too.
+        strong_but_rejected = [
+            key
+            for key in new
+            if not self.verdicts[key].accepted
+            and self.verdicts[key].method is VerifyMethod.keypoints
+            and self.verdicts[key].inliers >= self.settings.confident_inliers
+        ]
+        self._compare_realigned(strong_but_rejected, mirrored_alignment)
+        # Crops too smooth or too repetitive for keypoints get one more try: the smaller picture
+        # searched for inside the larger. Pages are left out (a form's other fill would be
+        # found), and so are pairs a strong keypoint fit already placed.
+        still_rejected = [
+            key
+            for key in new
+            if not self.verdicts[key].accepted
+            and not self.verdicts[key].document
+            and self.verdicts[key].inliers < self.settings.confident_inliers
+            and self._thumbnails[key[0]] is not None
+            and self._thumbnails[key[1]] is not None
+        ]
+        self._compare_realigned(still_rejected, lambda a, b, _: template_alignment(a, b))
+
+    def _compare_realigned(
+        self,
+        keys: list[tuple[int, int]],
+        align: Callable[[Thumbnail, Thumbnail, VerifySettings], Alignment],
+    ) -> None:
+        """Pairs aligned once more by `align` (on the thread pool) and compared where it found
+        a fit; a verdict only changes if the new one is better."""
+        found = self._map(
+            lambda key: align(self._thumbnails[key[0]], self._thumbnails[key[1]], self.settings),
+            keys,
+        )
+        self._compare(
+            [
+                (key, alignment)
+                for key, alignment in zip(keys, found, strict=True)
+                if alignment.matrix is not None
+            ]
+        )
+
+    def _compare(self, candidates: list[tuple[tuple[int, int], Alignment]]) -> None:
+        """Block agreement per (pair, alignment); the most convincing verdict of a pair stands."""
+        with progress_bars(self.progress and bool(candidates)) as bars:
+            task = bars.add_task("verifying: comparing pairs", total=len(candidates))
+            for start in range(0, len(candidates), 64):  # canvases of a chunk stay in cache
+                chunk = candidates[start : start + 64]
+                thumbs = [(self._thumbnails[k[0]], self._thumbnails[k[1]]) for k, _ in chunk]
+                scores = self._agreement(
+                    [(a, b, al.matrix) for (a, b), (_, al) in zip(thumbs, chunk, strict=True)]
+                )
+                for (key, alignment), (a, b), comparison in zip(chunk, thumbs, scores, strict=True):
+                    document = bool(a.document and b.document)  # type: ignore[union-attr]
+                    accepted, reason = _decide(alignment, comparison, document, self.settings)
+                    verdict = Verdict(
+                        outcome=_outcome(accepted),
+                        method=alignment.method,
+                        reason=reason,
+                        inliers=alignment.inliers,
+                        agreement=comparison.agreement,
+                        blocks=comparison.blocks,
+                        document=document,
+                    )
+                    previous = self.verdicts.get(key)
+                    if previous is None or (verdict.accepted, verdict.agreement) > (
+                        previous.accepted,
+                        previous.agreement,
+                    ):
+                        self.verdicts[key] = verdict
+                bars.advance(task, len(chunk))
+
+    def _agreement(self, pairs: list[tuple[Thumbnail, Thumbnail, np.ndarray]]) -> list[_Comparison]:
+        """Block agreement of each pair; pairs of documents that pass it, compared as text."""
+        documents = [a.document and b.document for a, b, _ in pairs]
+        results = [_Comparison(0.0, 0)] * len(pairs)
+        photos = [slot for slot, doc in enumerate(documents) if not doc]
+        pages = [slot for slot, doc in enumerate(documents) if doc]
+        found = block_agreement(
+            [pairs[slot] for slot in photos], self.settings, self.device, mapper=self._map
+        )
+        for slot, (agreement, blocks) in zip(photos, found, strict=True):
+            results[slot] = _Comparison(agreement, blocks)
+        # Most pairs of different pages already disagree on the block grid; only pairs that
+        # might be one page are compared as text at the (dearer) document resolution.
+        coarse = block_agreement(
+            [pairs[slot] for slot in pages],
+            self.settings,
+            self.device,
+            strict=True,
+            mapper=self._map,
+        )
+        close = []
+        for slot, (agreement, blocks) in zip(pages, coarse, strict=True):
+            results[slot] = _Comparison(agreement, blocks)
+            if agreement >= self.settings.document_screen:
+                close.append(slot)
+        fine = text_differences([pairs[slot] for slot in close], self.settings, self._map)
+        for slot, (differing, windows) in zip(close, fine, strict=True):
+            share = 1.0 - differing / windows if windows else 0.0
+            results[slot] = _Comparison(share, windows, differing)
+        return results
+
+    def _plain_verdict(self, a: Thumbnail, b: Thumbnail, score: float, keypoints: int) -> Verdict:
+        """Smooth images (sky, gradients, flat artwork) and fine textures give too few keypoints
+        to align. Frames of one shape are still compared whole; if enough blocks carry detail
+        and they clearly disagree (two instances of one texture), the pair is rejected.
+        Otherwise the embedding decides, at the stricter threshold used without verification."""
+        agreement, blocks = 0.0, 0
+        if same_aspect(a, b):
+            frames = [(a, b, alignment.matrix) for alignment in whole_frame(a, b)]
+            agreement, blocks = max(block_agreement(frames, self.settings, self.device))
+            if blocks >= self.settings.min_blocks and agreement < self.settings.plain_disagreement:
+                return Verdict(
+                    outcome=VerifyOutcome.rejected,
+                    method=VerifyMethod.whole_frame,
+                    reason=f"too few keypoints to align ({keypoints}); compared whole, only "
+                    f"{agreement:.0%} of {blocks} blocks agree",
+                    agreement=agreement,
+                    blocks=blocks,
+                )
+        needed = self.settings.fallback_threshold
+        accepted = score >= needed
+        relation = ">=" if accepted else "<"
+        return Verdict(
+            outcome=_outcome(accepted),
+            method=VerifyMethod.embedding_only,
+            reason=f"too little detail to verify ({keypoints} keypoints); embedding score "
+            f"{score:.3f} {relation} {needed:.2f}",
+            agreement=agreement,
+            blocks=blocks,
+        )
+
+    def _load(self, rows: set[int]) -> None:
+        missing = sorted(rows - self._thumbnails.keys())
+        if not missing:
+            return
+        loaded = load_thumbnails(
+            [self.paths[row] for row in missing],
+            thumbnails=[self.kept[row] for row in missing],
+            workers=self.workers,
+            max_pixels=self.max_pixels,
+            progress=self.progress,
+        )
+        self._thumbnails.update(zip(missing, loaded, strict=True))
