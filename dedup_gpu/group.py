@@ -81,6 +81,23 @@ def _member(file: ImageFile, info: ImageInfo, score: float, exact: bool, matched
     )
 
 
+# Rejected verifications an image may run into before it stops trying candidates, unless most of
+# what it verified were copies (a family of near copies goes on until every copy is in).
+REJECTION_BUDGET = 6
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What grouping needs of verification: `check` says which pairs are copies; `apart`, which
+    of the pairs turned down are known to be different (an undecidable pair is not); `priority`
+    ranks each image's candidates, likeliest copies first; `progress` hears (verified, expected)."""
+
+    check: PairCheck
+    apart: PairCheck | None = None
+    priority: Callable[[Pairs], np.ndarray] | None = None
+    progress: Callable[[int, int], None] | None = None
+
+
 def build_groups(
     contents: Sequence[ContentGroup],
     infos: Sequence[ImageInfo],
@@ -88,14 +105,19 @@ def build_groups(
     threshold: float,
     policy: KeepPolicy = KeepPolicy.largest,
     *,
-    check: PairCheck | None = None,
+    check: PairCheck | Verification | None = None,
     verdicts: dict[tuple[int, int], Verdict] | None = None,
+    budget: int = REJECTION_BUDGET,
 ) -> list[Group]:
     """Groups over `contents` (row i of the embeddings is contents[i]) from scored `pairs`.
 
     With `check`, only pairs it accepts become edges, and only the edges the grouping would use
-    (centre -> member) are checked: a rejected edge is removed and the grouping redone, until
-    every edge used has been accepted. `verdicts` (keyed by row pair) explain members.
+    (centre -> member) are checked, a batch a round: a rejected edge is removed and the grouping
+    redone, until every edge used has been accepted. Work is bounded per image: each image's
+    candidates are taken in `priority` order (default: score) and an image stops being offered
+    new candidates once `budget` of its checks were rejected, unless most of its checks were
+    accepted (a family of copies grows until it is complete). `verdicts` (keyed by row pair)
+    explain members.
     """
     key = keep_key(policy)
     files_in_order = [
@@ -107,12 +129,26 @@ def build_groups(
     rank[best_first] = np.arange(len(contents))
     strong = pairs.score >= threshold
     candidates = pairs.select(strong)
+    verification = (
+        Verification(check) if callable(check) and not isinstance(check, Verification) else check
+    )
     accepted = np.ones(len(candidates), dtype=bool)
-    known = np.zeros(len(candidates), dtype=bool) if check else np.ones(len(candidates), bool)
+    known = np.zeros(len(candidates), dtype=bool)
+    if verification is None:
+        known[:] = True
+    apart = np.zeros(len(candidates), dtype=bool)
+    lists = (
+        _CandidateLists(candidates, len(contents), budget, verification.priority)
+        if verification is not None
+        else None
+    )
+    verified = 0
     while True:
-        usable = candidates.select(accepted)
-        slots = np.flatnonzero(accepted)
-        conflicts = candidates.select(~accepted)  # only a check turns a pair down
+        offered = lists.offered() if lists is not None else np.ones(len(candidates), bool)
+        eligible = accepted & (known | offered)
+        usable = candidates.select(eligible)
+        slots = np.flatnonzero(eligible)
+        conflicts = candidates.select(apart)
         centre = _star_assignment(len(contents), _central_first(usable, rank), usable, conflicts)
         in_use = [
             centre[b] == a or centre[a] == b
@@ -120,10 +156,23 @@ def build_groups(
         ]
         used = slots[np.array(in_use, dtype=bool)] if in_use else slots
         unchecked = used[~known[used]]
-        if check is None or not len(unchecked):
+        if verification is None or lists is None or not len(unchecked):
             break
-        accepted[unchecked] = check(candidates.select(unchecked))
+        result = np.asarray(verification.check(candidates.select(unchecked)), dtype=bool)
+        accepted[unchecked] = result
         known[unchecked] = True
+        turned = unchecked[~result]
+        if len(turned):
+            apart[turned] = (
+                np.asarray(verification.apart(candidates.select(turned)), dtype=bool)
+                if verification.apart is not None
+                else True
+            )
+        lists.record(unchecked, result)
+        verified += len(unchecked)
+        if verification.progress is not None:
+            waiting = int((accepted & ~known & lists.offered()).sum())
+            verification.progress(verified, verified + waiting)
 
     score_of = dict(
         zip(
@@ -184,6 +233,82 @@ def _group(keep_file: ImageFile, keep_info: ImageInfo, duplicates: list[Member])
 
 def _largest_first(groups: list[Group]) -> list[Group]:
     return sorted(groups, key=lambda g: (-len(g.duplicates), g.keep.path))
+
+
+class _CandidateLists:
+    """Each image's candidates in the order they are tried, and how far down its list each image
+    is offered: `budget` rejections past the copies it found, or the whole list for a family of
+    copies (an image most of whose checks found copies). An image that has run into half its
+    budget has its list ranked again, once, by `priority` (signature similarity, which knows a
+    rescan from another fill of the form better than the embedding does), so that its likeliest
+    copies are tried before the rest of its budget is spent."""
+
+    def __init__(
+        self,
+        candidates: Pairs,
+        count: int,
+        budget: int,
+        priority: Callable[[Pairs], np.ndarray] | None,
+    ):
+        self.candidates = candidates
+        self.budget = budget
+        self.priority = priority
+        self.order = candidates.score.astype(np.float64)
+        self.copies = np.zeros(count, dtype=np.int64)
+        self.turned_down = np.zeros(count, dtype=np.int64)
+        self.spent_before_ranking = np.zeros(count, dtype=np.int64)
+        self.ranked = np.zeros(count, dtype=bool)
+        self.count = count
+        self._place()
+
+    def _place(self) -> None:
+        self.place_left, self.place_right = _places_in_lists(
+            self.candidates, self.order, self.count
+        )
+
+    def _families(self) -> np.ndarray:
+        return self.copies >= np.maximum(2, self.turned_down)
+
+    def offered(self) -> np.ndarray:
+        """Per candidate pair: whether it is within reach of either image's list."""
+        reach = np.where(
+            self._families(),
+            np.iinfo(np.int64).max,
+            self.budget + self.copies + self.spent_before_ranking,
+        )
+        return (self.place_left < reach[self.candidates.left]) | (
+            self.place_right < reach[self.candidates.right]
+        )
+
+    def record(self, slots: np.ndarray, accepted: np.ndarray) -> None:
+        checked = self.candidates.select(slots)
+        for ends in (checked.left, checked.right):
+            np.add.at(self.copies, ends[accepted], 1)
+            np.add.at(self.turned_down, ends[~accepted], 1)
+        if self.priority is None:
+            return
+        crowded = (self.turned_down >= max(1, self.budget // 2)) & ~self.ranked & ~self._families()
+        if not crowded.any():
+            return
+        touching = np.flatnonzero(crowded[self.candidates.left] | crowded[self.candidates.right])
+        self.order[touching] = self.priority(self.candidates.select(touching))
+        self.spent_before_ranking[crowded] = self.turned_down[crowded]
+        self.ranked |= crowded
+        self._place()
+
+
+def _places_in_lists(pairs: Pairs, order: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each pair, its place (0 = first) in the candidate list of its left and of its right
+    image, each list sorted by `order`, highest first (ties by the other image's row)."""
+    ends = np.concatenate([pairs.left, pairs.right])
+    others = np.concatenate([pairs.right, pairs.left])
+    values = np.concatenate([order, order])
+    by_list = np.lexsort((others, -values, ends))
+    sorted_ends = ends[by_list]
+    starts = np.searchsorted(sorted_ends, np.arange(count))
+    places = np.empty(len(ends), dtype=np.int64)
+    places[by_list] = np.arange(len(ends)) - starts[sorted_ends]
+    return places[: len(pairs)], places[len(pairs) :]
 
 
 def _central_first(pairs: Pairs, rank: np.ndarray) -> list[int]:

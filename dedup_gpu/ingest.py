@@ -28,7 +28,7 @@ from .progress import progress_bars
 from .records import FileError, ImageFile, Verdict
 from .sources import discover
 from .storage import StorageError
-from .verify import THUMBNAIL_SIZE, Verifier, VerifySettings, resolve_mode
+from .verify import THUMBNAIL_SIZE, Verifier, resolve_mode
 
 
 @dataclass
@@ -570,7 +570,6 @@ def _verify_candidates(
     verifier = Verifier(
         verifier_paths,
         thumbnails=thumbnails,
-        settings=VerifySettings(fallback_threshold=encoder.spec.default_threshold),
         device=encoder.device,
         workers=workers,
         max_pixels=max_pixels,

@@ -24,13 +24,13 @@ from .encoders import can_use_cuda, default_model, get_spec, load_encoder
 from .encoders.base import Encoder, EncoderSpec, compile_encoder
 from .errors import BadArgumentError, CatalogError, DeviceUnavailableError
 from .exact import group_identical
-from .group import Group, KeepPolicy, build_groups, cross_groups
+from .group import REJECTION_BUDGET, Group, KeepPolicy, Verification, build_groups, cross_groups
 from .index import Pairs, SearchSettings, search_cross_pairs, search_pairs, unique_pairs
 from .progress import progress_bars
-from .records import ContentGroup, FileError, ImageFile, ImageInfo, Verdict
+from .records import ContentGroup, FileError, ImageFile, ImageInfo, Verdict, VerifyOutcome
 from .report import RejectedPair, Report, count_summary
 from .sources import discover
-from .verify import THUMBNAIL_SIZE, Verifier, VerifySettings, resolve_mode
+from .verify import THUMBNAIL_SIZE, Verifier, resolve_mode
 
 logger = logging.getLogger(__name__)
 
@@ -559,6 +559,7 @@ def scan(
         errors=errors,
         verification=grouped.verification,
         rejected=grouped.rejected,
+        unverified=grouped.unverified,
         counts=count_summary(
             grouped.groups,
             errors,
@@ -657,6 +658,7 @@ class Grouped:
     groups: list[Group]
     verdicts: dict[tuple[int, int], Verdict]
     rejected: list[RejectedPair]
+    unverified: list[RejectedPair]  # candidates too plain to decide: listed, never grouped
     verification: dict[str, Any]
     timings: dict[str, float]
 
@@ -685,49 +687,66 @@ def verify_and_group(
         verifier = Verifier(
             [content.representative.path for content in contents],
             thumbnails=thumbnails,
-            settings=VerifySettings(fallback_threshold=spec.default_threshold),
             device=device,
             workers=workers,
             max_pixels=max_pixels,
-            progress=progress,
         )
     verdicts = verifier.verdicts if verifier else {}
-    if reference_paths is None:
-        groups = build_groups(
-            contents, infos, pairs, threshold, policy, check=verifier, verdicts=verdicts
-        )
-    else:
-        groups = cross_groups(
-            contents,
-            infos,
-            pairs,
-            threshold,
-            policy,
-            reference_paths=reference_paths,
-            check=verifier,
-            verdicts=verdicts,
-        )
+    with progress_bars(progress and verifier is not None) as bars:
+        task = bars.add_task("verifying pairs", total=None)
+        verification = None
+        if verifier is not None:
+            verification = Verification(
+                check=verifier,
+                apart=verifier.apart,
+                priority=lambda candidates: verifier.priorities(candidates, REJECTION_BUDGET),
+                progress=lambda done, expected: bars.update(task, completed=done, total=expected),
+            )
+        if reference_paths is None:
+            groups = build_groups(
+                contents, infos, pairs, threshold, policy, check=verification, verdicts=verdicts
+            )
+        else:
+            groups = cross_groups(
+                contents,
+                infos,
+                pairs,
+                threshold,
+                policy,
+                reference_paths=reference_paths,
+                check=verifier,
+                verdicts=verdicts,
+            )
     verify_seconds = verifier.seconds if verifier else 0.0
-    rejected = [
-        RejectedPair(
-            contents[left].representative.path,
-            contents[right].representative.path,
-            score,
-            verdicts[(left, right)],
-        )
-        for left, right, score in zip(
-            pairs.left.tolist(), pairs.right.tolist(), pairs.score.tolist(), strict=True
-        )
-        if (left, right) in verdicts and not verdicts[(left, right)].accepted
-    ]
+    turned_down = {
+        outcome: [
+            RejectedPair(
+                contents[left].representative.path,
+                contents[right].representative.path,
+                score,
+                verdicts[(left, right)],
+            )
+            for left, right, score in zip(
+                pairs.left.tolist(), pairs.right.tolist(), pairs.score.tolist(), strict=True
+            )
+            if (left, right) in verdicts and verdicts[(left, right)].outcome is outcome
+        ]
+        for outcome in (VerifyOutcome.rejected, VerifyOutcome.unverified)
+    }
+    candidates = int((pairs.score >= threshold).sum())
     return Grouped(
         groups=groups,
         verdicts=verdicts,
-        rejected=rejected,
+        rejected=turned_down[VerifyOutcome.rejected],
+        unverified=turned_down[VerifyOutcome.unverified],
         verification={
             "mode": "on" if verifying else "off",
+            "candidate_pairs": candidates,
             "pairs_checked": len(verdicts),
-            "pairs_rejected": len(rejected),
+            "pairs_rejected": len(turned_down[VerifyOutcome.rejected]),
+            "pairs_unverified": len(turned_down[VerifyOutcome.unverified]),
+            "pairs_not_tried": candidates - len(verdicts) if verifying else 0,
+            "rounds": verifier.rounds if verifier else 0,
             "seconds": round(verify_seconds, 3),
         },
         timings={
@@ -894,6 +913,7 @@ def groups_from_catalog(
         errors=errors,
         verification=grouped.verification,
         rejected=grouped.rejected,
+        unverified=grouped.unverified,
         counts=count_summary(
             grouped.groups,
             errors,

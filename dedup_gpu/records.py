@@ -70,7 +70,6 @@ class VerifyMethod(str, enum.Enum):
     whole_frame_mirrored = "whole-frame-mirrored"
     template = "template"  # the smaller picture found inside the larger by correlation
     layout = "layout"  # plain images: colour and intensity layout after alignment
-    embedding_only = "embedding-only"  # too plain to verify: the embedding score decided
     none = "none"  # no alignment found, or the images could not be read again
 
     @property

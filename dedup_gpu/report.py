@@ -1,16 +1,19 @@
 """Stage 7: the versioned JSON report, its CSV twin, and the terminal summary.
 
-Schema (version 5), documented in README.md:
-{"version": 5, "tool": "dedup-gpu 0.1.0", "created": ISO-8601, "model": name,
+Schema (version 6), documented in README.md:
+{"version": 6, "tool": "dedup-gpu 0.1.0", "created": ISO-8601, "model": name,
  "model_info": {...}, "threshold": float, "keep_policy": str, "device": str,
  "counts": {...}, "groups": [{"keep": {path, width, height, bytes, mtime, digest},
  "duplicates": [{path, matched, score, exact, verification, width, height, bytes, mtime,
  digest}]}],
- "verification": {mode, pairs_checked, pairs_rejected, seconds},
+ "verification": {mode, candidate_pairs, pairs_checked, pairs_rejected, pairs_unverified,
+                  pairs_not_tried, rounds, seconds},
  "rejected_pairs": [{"paths": [a, b], "score", "verification": {...}}],
+ "unverified_pairs": [{"paths": [a, b], "score", "verification": {...}}],
  "errors": [{"path", "reason"}], "timings_s": {...}, "search": {"kind", ...},
  "against": null or {"reference": [...], "reference_images", "query_images"}}
-where each "verification" is {accepted, method, inliers, agreement, blocks, document, reason}
+where each "verification" is {accepted, outcome, method, inliers, agreement, blocks, document,
+reason}
 (null on a duplicate when verification was off).
 """
 
@@ -36,13 +39,16 @@ from .records import FileError, Verdict
 # 3: groups are centred on their most central image; each duplicate names the image it "matched"
 # 4: "search" (exact or IVF, with nprobe); "against" for cross-set (leakage) reports
 # 5: each file's "digest" (BLAKE2b-256 of its bytes), so actions can tell a file changed since
-REPORT_VERSION = 5
+# 6: "unverified_pairs" (candidates too plain to decide: listed, never grouped); each verdict's
+#    "outcome"; verification counts of candidates, rounds and pairs never tried
+REPORT_VERSION = 6
 OLDEST_READABLE_VERSION = 3
 
 
 @dataclass(frozen=True)
 class RejectedPair:
-    """A candidate pair that verification turned down: a look-alike, not a copy."""
+    """A candidate pair that verification did not group: turned down (a look-alike, another
+    record) or, by its verdict's outcome, left unverified (too plain to decide either way)."""
 
     path_a: str
     path_b: str
@@ -62,6 +68,7 @@ class Report:
     counts: dict[str, int] = field(default_factory=dict)
     verification: dict[str, Any] = field(default_factory=dict)
     rejected: list[RejectedPair] = field(default_factory=list)
+    unverified: list[RejectedPair] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
     search: dict[str, Any] = field(default_factory=dict)  # the index: exact, or IVF and nprobe
     # Cross-set reports: only copies between the scanned set and this reference set.
@@ -90,19 +97,21 @@ class Report:
                 for group in self.groups
             ],
             "verification": self.verification,
-            "rejected_pairs": [
-                {
-                    "paths": [pair.path_a, pair.path_b],
-                    "score": round(pair.score, 6),
-                    "verification": pair.verdict.to_dict(),
-                }
-                for pair in self.rejected
-            ],
+            "rejected_pairs": [_pair(pair) for pair in self.rejected],
+            "unverified_pairs": [_pair(pair) for pair in self.unverified],
             "errors": [asdict(error) for error in self.errors],
             "timings_s": {name: round(seconds, 3) for name, seconds in self.timings_s.items()},
             "search": self.search,
             "against": self.against,
         }
+
+
+def _pair(pair: RejectedPair) -> dict[str, Any]:
+    return {
+        "paths": [pair.path_a, pair.path_b],
+        "score": round(pair.score, 6),
+        "verification": pair.verdict.to_dict(),
+    }
 
 
 def _kept(member: Member, digests: dict[str, str]) -> dict[str, Any]:
@@ -163,7 +172,9 @@ CSV_COLUMNS = ("group", "role", "path", "matched", "score", "exact", "width", "h
 
 
 def write_csv(report: Report, path: str) -> None:
-    """One row per file in a group: the kept copy (role=keep) then its duplicates."""
+    """One row per file in a group: the kept copy (role=keep) then its duplicates; then, for each
+    candidate pair left unverified, a row per image (group "unverified-N", role "unverified",
+    `matched` the other image of the pair; sizes are not known there and are left empty)."""
 
     def write(out: Any) -> None:
         writer = csv.writer(out)
@@ -185,6 +196,21 @@ def write_csv(report: Report, path: str) -> None:
                         member.width,
                         member.height,
                         member.bytes,
+                    ]
+                )
+        for number, pair in enumerate(report.unverified, start=1):
+            for path, other in ((pair.path_a, pair.path_b), (pair.path_b, pair.path_a)):
+                writer.writerow(
+                    [
+                        f"unverified-{number}",
+                        "unverified",
+                        path,
+                        other,
+                        f"{pair.score:.6f}",
+                        "false",
+                        "",
+                        "",
+                        "",
                     ]
                 )
 
@@ -237,6 +263,17 @@ def summary_table(report: Report) -> Table:
             f"{report.verification['pairs_checked']:,} verified"
             if report.verification.get("mode") == "on"
             else "not verified (--verify off)",
+        ),
+        *(
+            [
+                (
+                    "pairs left unverified (too plain to tell)",
+                    f"{report.verification['pairs_unverified']:,} (listed in the report, not "
+                    "grouped)",
+                )
+            ]
+            if report.verification.get("pairs_unverified")
+            else []
         ),
         ("time", f"{report.timings_s.get('total', 0.0):.1f} s ({rate:,.1f} images/s)"),
     ]

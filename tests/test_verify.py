@@ -158,22 +158,26 @@ def test_a_crop_too_smooth_for_keypoints_is_found_inside_its_original(tmp_path: 
     assert not unrelated.accepted, unrelated.reason
 
 
-def test_a_plain_image_too_smooth_to_verify_falls_back_to_the_embedding_score(
+def test_a_plain_image_is_judged_by_its_layout_never_by_the_embedding_score(
     tmp_path: Path,
 ) -> None:
+    # A horizontal ramp and its mirror image: no keypoints at all. Whatever the embedding says,
+    # the verdict comes from the colour layout, and it is the same at any score.
     gradient = np.tile(np.linspace(0, 255, 256, dtype=np.uint8), (192, 1))
     Image.fromarray(gradient).convert("RGB").save(tmp_path / "a.png")
     Image.fromarray(gradient[:, ::-1]).convert("RGB").save(tmp_path / "b.png")
-    checker = verify.Verifier([str(tmp_path / "a.png"), str(tmp_path / "b.png")], workers=0)
-    low, high = (
-        checker.check(Pairs(np.array([0]), np.array([1]), np.array([score], np.float32)))[0]
-        for score in (0.40, 0.80)
-    )
-    assert low.method == high.method == "embedding-only"
-    # The second check reuses the first verdict: a pair is judged once per scan.
-    assert not low.accepted and not high.accepted
-    fresh = verify.Verifier([str(tmp_path / "a.png"), str(tmp_path / "b.png")], workers=0)
-    assert fresh.check(Pairs(np.array([0]), np.array([1]), np.array([0.8], np.float32)))[0].accepted
+    verdicts = [
+        verify.Verifier([str(tmp_path / "a.png"), str(tmp_path / "b.png")], workers=0).check(
+            Pairs(np.array([0]), np.array([1]), np.array([score], np.float32))
+        )[0]
+        for score in (0.40, 0.95)
+    ]
+    for verdict in verdicts:
+        assert verdict.method == "layout"
+        assert verdict.accepted, verdict.reason
+        # A ramp's mirror image is also the ramp turned half round: either alignment is right.
+        assert "mirrored" in verdict.reason or "turned 180" in verdict.reason
+    assert verdicts[0].reason == verdicts[1].reason
 
 
 def test_verify_on_without_opencv_is_an_argument_error(monkeypatch: pytest.MonkeyPatch) -> None:

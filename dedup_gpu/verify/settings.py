@@ -44,5 +44,23 @@ class VerifySettings:
     whole_frame_agreement: float = 0.95  # ... when no keypoint fit was found (blur, tiny copies)
     min_blocks: int = 6  # fewer informative blocks than this: too little to judge
     min_keypoints: int = 30  # an image with fewer has too little detail for a keypoint verdict
-    fallback_threshold: float = 0.55  # decides pairs too plain to verify; scans pass the model's
-    plain_disagreement: float = 0.5  # ... unless compared whole they agree less than this
+    signature_ink_margin: float = 10.0  # ink above the template's that is a page's own content
+    signature_min_content: float = 50.0  # less own content than this: no signature (blank fill)
+    signature_vote_scale: float = 10.0  # votes at which a pair is ranked halfway up its band
+    # Plain images, compared by colour layout (layout.py); YCrCb units, 0..255.
+    layout_tolerance: float = 5.0  # leftover colour difference (RMS) a block may have
+    layout_edge_share: float = 0.35  # ... plus this share of the block's own fine detail
+    layout_detail: float = 3.0  # fine detail (RMS above a 1.5 px blur) that is a motif or text
+    layout_overlay_ratio: float = (
+        2.0  # ... an overlay when its detail is this far above the other's
+    )
+    layout_agreement: float = 0.85  # share of the overlap's blocks that must agree
+    layout_contradictions: int = 2  # blocks that may disagree where no overlay explains it,
+    layout_contradiction_share: float = 0.08  # ... or this share of the blocks, if more
+    layout_min_spread: float = 4.0  # colour spread below which there is no layout to compare
+    layout_fit_trim: float = 0.25  # share of worst-explained pixels left out of the second fit
+    layout_max_gain: float = 3.0  # luma or saturation change an edit may make, either way
+    layout_max_lean: float = 0.5  # how much luma may follow chroma (a hue turn moves luma)
+    layout_grey_chroma: float = 4.0  # mean chroma below which a side is greyscale
+    layout_max_hue_turn: float = 40.0  # degrees of hue an edit may turn
+    layout_max_cast: float = 15.0  # chroma shift an edit may add

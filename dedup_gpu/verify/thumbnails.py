@@ -6,8 +6,9 @@ worker processes; a thumbnail kept by the embedding pass is used instead of read
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -18,7 +19,7 @@ from ..progress import progress_bars
 from .documents import ink_map, looks_like_document, shrunk_ink
 from .settings import DOCUMENT_SIZE, MIN_DETECTION_SIZE, ORB_FEATURES, THUMBNAIL_SIZE
 
-LAYOUT_SIZE = 64  # longest side of the colour rendering that plain images are compared on
+LAYOUT_SIZE = 96  # longest side of the colour rendering that plain images are compared on
 
 
 @dataclass
@@ -39,15 +40,9 @@ class Thumbnail:
         self.document = looks_like_document(rgb, grey)
         # Letterbox bars and solid frames are not content: compared against another copy's
         # different padding they would make every block along the picture's edge disagree.
-        if self.document:
-            self.grey = grey
-        else:
-            top, bottom, left, right = padding(grey)
-            grey = np.ascontiguousarray(
-                grey[top : grey.shape[0] - bottom, left : grey.shape[1] - right]
-            )
-            rgb = rgb[top : rgb.shape[0] - bottom, left : rgb.shape[1] - right]
-            self.grey = grey
+        self.grey = grey if self.document else trim_padding(grey)
+        # Untrimmed: a flat background looks like padding, and a vertical gradient's rows are
+        # each one flat colour; the layout comparison places padding and crops itself instead.
         self.colour = _layout_rendering(rgb)
         self.keypoints = keypoints_of(self._detection_image(self.grey))
         # The pen strokes of a larger rendering, for documents only (see add_detail).
@@ -55,6 +50,7 @@ class Thumbnail:
         self.shrunk_ink: np.ndarray | None = None  # float32, REFINE_SCALE, for refine_alignment
         self._mirrored: Keypoints | None = None
         self._pyramid: list[np.ndarray] = []
+        self._derived: dict[str, Any] = {}
 
     def add_detail(self, rgb: np.ndarray) -> None:
         """The same image decoded larger (DOCUMENT_SIZE), for the document comparison."""
@@ -88,6 +84,13 @@ class Thumbnail:
         depth = min(depth, len(self._pyramid) - 1)
         return self._pyramid[depth], 0.5**depth
 
+    def derived(self, name: str, make: Callable[[], Any]) -> Any:
+        """A value computed from this thumbnail once, on first use (threads may race to make it;
+        both get equal values)."""
+        if name not in self._derived:
+            self._derived[name] = make()
+        return self._derived[name]
+
     @staticmethod
     def _detection_image(grey: np.ndarray) -> tuple[np.ndarray, float]:
         """Small copies are enlarged for keypoint detection: ORB ignores a 31-pixel border."""
@@ -102,6 +105,7 @@ class Thumbnail:
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_pyramid"] = []  # rebuilt on demand; keeps worker-to-main transfers small
+        state["_derived"] = {}
         return state
 
 
@@ -109,8 +113,9 @@ def padding(grey: np.ndarray, tolerance: int = 10, margin: int = 2) -> tuple[int
     """(top, bottom, left, right) lines of uniform bands along the edges of `grey` (letterbox
     bars, borders, frames), as long as at least half of each side remains; zeros otherwise. A line
     counts as padding when nearly all its pixels are within `tolerance` of the band's colour (JPEG
-    noise leaves a few off); where a band was found, `margin` more lines go too, because
-    compression rings along the band's inner edge."""
+    noise leaves a few off) and the band does not drift (a vertical gradient's rows are each one
+    colour, but not one colour all the way down); where a band was found, `margin` more lines go
+    too, because compression rings along the band's inner edge."""
     height, width = grey.shape
 
     def band(lines: np.ndarray) -> int:
@@ -124,7 +129,9 @@ def padding(grey: np.ndarray, tolerance: int = 10, margin: int = 2) -> tuple[int
             if off > allowed_off:
                 break
             count += 1
-        return count + margin if count else 0
+        if not count or abs(float(np.median(lines[count - 1])) - level) > tolerance / 3:
+            return 0
+        return count + margin
 
     top, bottom = band(grey), band(grey[::-1])
     left, right = band(grey.T), band(grey.T[::-1])
@@ -141,16 +148,16 @@ def trim_padding(grey: np.ndarray, tolerance: int = 10, margin: int = 2) -> np.n
 
 
 def _layout_rendering(rgb: np.ndarray) -> np.ndarray:
-    """`rgb` averaged down to LAYOUT_SIZE on its longest side, float32 0..255: the colour layout
-    that plain images (gradients, flat art) are compared by."""
+    """`rgb` averaged down to LAYOUT_SIZE on its longest side (uint8): the colour layout that
+    plain images (gradients, flat art) are compared by."""
     import cv2
 
     height, width = rgb.shape[:2]
     scale = LAYOUT_SIZE / max(height, width)
     if scale >= 1:
-        return rgb.astype(np.float32)
+        return np.ascontiguousarray(rgb)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
 def keypoints_of(detection: tuple[np.ndarray, float]) -> Keypoints:

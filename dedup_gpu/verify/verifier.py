@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -15,19 +15,13 @@ import torch
 
 from ..data import DEFAULT_MAX_PIXELS
 from ..index import Pairs
-from ..progress import progress_bars
 from ..records import Verdict, VerifyMethod, VerifyOutcome
-from .alignment import (
-    Alignment,
-    alignments,
-    mirrored_alignment,
-    same_aspect,
-    template_alignment,
-    whole_frame,
-)
+from . import layout
+from .alignment import Alignment, alignments, mirrored_alignment, template_alignment
 from .blocks import block_agreement
 from .documents import text_differences
 from .settings import VerifySettings
+from .signatures import rank_by_signatures
 from .thumbnails import Thumbnail, load_thumbnails
 
 # map(function, items): the builtin, or a thread pool's (OpenCV releases the GIL while it works).
@@ -88,7 +82,6 @@ class Verifier:
         device: torch.device | str = "cpu",
         workers: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
-        progress: bool = False,
     ):
         self.paths = list(paths)
         # A Sequence, read only for the rows verified (a catalog's fetches them on demand).
@@ -97,7 +90,7 @@ class Verifier:
         self.device = torch.device(device)
         self.workers = workers
         self.max_pixels = max_pixels
-        self.progress = progress
+        self.rounds = 0  # calls to check: the grouping's rounds of verification
         self.verdicts: dict[tuple[int, int], Verdict] = {}
         self.seconds = 0.0
         import cv2
@@ -113,8 +106,37 @@ class Verifier:
         """Whether each pair is a verified copy (bool array); verdicts are recorded."""
         return np.array([verdict.accepted for verdict in self.check(pairs)], dtype=bool)
 
+    def apart(self, pairs: Pairs) -> np.ndarray:
+        """Of pairs already checked, which were found different (rejected); a pair too plain to
+        decide (unverified) is not evidence that the two differ."""
+        keys = zip(pairs.left.tolist(), pairs.right.tolist(), strict=True)
+        return np.array(
+            [self.verdicts[key].outcome is VerifyOutcome.rejected for key in keys], dtype=bool
+        )
+
+    def priorities(self, pairs: Pairs, budget: int) -> np.ndarray:
+        """A value per candidate pair by which each image's candidates are tried, highest first.
+        Images with more than `budget` candidates (look-alike clusters, families of copies)
+        rank theirs by signature similarity (signatures.py), which puts a rescan of a form above
+        the other fills the embedding prefers; other pairs keep their embedding score."""
+        started = time.perf_counter()
+        values = pairs.score.astype(np.float64)
+        degree = np.bincount(np.concatenate([pairs.left, pairs.right]), minlength=len(self.paths))
+        dense = degree > budget
+        crowded = dense[pairs.left] | dense[pairs.right]
+        if crowded.any():
+            rows = set(pairs.left[crowded].tolist()) | set(pairs.right[crowded].tolist())
+            self._load(rows)
+            ranked = rank_by_signatures(
+                self._thumbnails, pairs.select(crowded), degree, self.settings
+            )
+            values[crowded] = ranked
+        self.seconds += time.perf_counter() - started
+        return values
+
     def check(self, pairs: Pairs) -> list[Verdict]:
         started = time.perf_counter()
+        self.rounds += 1
         keys = list(zip(pairs.left.tolist(), pairs.right.tolist(), strict=True))
         new = [key for key in dict.fromkeys(keys) if key not in self.verdicts]
         self._load({row for key in new for row in key})
@@ -143,7 +165,12 @@ class Verifier:
                 continue
             detail = min(len(a.keypoints.points), len(b.keypoints.points))
             if detail < self.settings.min_keypoints:
-                self.verdicts[key] = self._plain_verdict(a, b, scores[key], detail)
+                self.verdicts[key] = Verdict(
+                    outcome=VerifyOutcome.rejected,
+                    method=VerifyMethod.none,
+                    reason=f"too few keypoints to align ({detail})",
+                    document=bool(a.document and b.document),
+                )
                 continue
             aligned.append(key)
         fits = self._map(
@@ -190,6 +217,58 @@ class Verifier:
             and self._thumbnails[key[1]] is not None
         ]
         self._compare_realigned(still_rejected, lambda a, b, _: template_alignment(a, b))
+        # What keypoints and the block grid could not judge (too few keypoints, or too little
+        # detail in every alignment tried) is compared by colour layout, and pages by their text
+        # under the layout's alignment. Never a verdict the detail already gave.
+        self._compare_layouts(
+            [
+                key
+                for key in new
+                if not self.verdicts[key].accepted
+                and self._thumbnails[key[0]] is not None
+                and self._thumbnails[key[1]] is not None
+                and (
+                    self.verdicts[key].method is VerifyMethod.none
+                    or self.verdicts[key].blocks < self.settings.min_blocks
+                )
+            ]
+        )
+
+    def _compare_layouts(self, keys: list[tuple[int, int]]) -> None:
+        def pair(key: tuple[int, int]) -> tuple[Thumbnail, Thumbnail]:
+            a, b = self._thumbnails[key[0]], self._thumbnails[key[1]]
+            assert a is not None and b is not None
+            return a, b
+
+        pages = [key for key in keys if all(image.document for image in pair(key))]
+        pictures = [key for key in keys if key not in set(pages)]
+        found = self._map(lambda key: layout.best_comparison(*pair(key), self.settings), pictures)
+        for key, comparison in zip(pictures, found, strict=True):
+            if comparison is None:
+                self.verdicts[key] = replace(
+                    self.verdicts[key],
+                    reason=f"{self.verdicts[key].reason}; no alignment of their colour layouts "
+                    "overlaps",
+                )
+                continue
+            outcome, reason = layout.decide(comparison, self.settings)
+            self.verdicts[key] = Verdict(
+                outcome=outcome,
+                method=VerifyMethod.layout,
+                reason=f"plain: {reason}",
+                agreement=comparison.agreement,
+                blocks=comparison.blocks,
+            )
+        # Pages with too little text for keypoints (a short note on a white page): aligned by
+        # their layout, then compared as any pages are, stroke by stroke.
+        placed = self._map(lambda key: layout.page_alignments(*pair(key), self.settings), pages)
+        self._compare(
+            [
+                (key, Alignment(matrix, VerifyMethod.layout, 0))
+                for key, matrices in zip(pages, placed, strict=True)
+                for matrix in matrices
+            ]
+        )
 
     def _compare_realigned(
         self,
@@ -212,33 +291,30 @@ class Verifier:
 
     def _compare(self, candidates: list[tuple[tuple[int, int], Alignment]]) -> None:
         """Block agreement per (pair, alignment); the most convincing verdict of a pair stands."""
-        with progress_bars(self.progress and bool(candidates)) as bars:
-            task = bars.add_task("verifying: comparing pairs", total=len(candidates))
-            for start in range(0, len(candidates), 64):  # canvases of a chunk stay in cache
-                chunk = candidates[start : start + 64]
-                thumbs = [(self._thumbnails[k[0]], self._thumbnails[k[1]]) for k, _ in chunk]
-                scores = self._agreement(
-                    [(a, b, al.matrix) for (a, b), (_, al) in zip(thumbs, chunk, strict=True)]
+        for start in range(0, len(candidates), 64):  # canvases of a chunk stay in cache
+            chunk = candidates[start : start + 64]
+            thumbs = [(self._thumbnails[k[0]], self._thumbnails[k[1]]) for k, _ in chunk]
+            scores = self._agreement(
+                [(a, b, al.matrix) for (a, b), (_, al) in zip(thumbs, chunk, strict=True)]
+            )
+            for (key, alignment), (a, b), comparison in zip(chunk, thumbs, scores, strict=True):
+                document = bool(a.document and b.document)  # type: ignore[union-attr]
+                accepted, reason = _decide(alignment, comparison, document, self.settings)
+                verdict = Verdict(
+                    outcome=_outcome(accepted),
+                    method=alignment.method,
+                    reason=reason,
+                    inliers=alignment.inliers,
+                    agreement=comparison.agreement,
+                    blocks=comparison.blocks,
+                    document=document,
                 )
-                for (key, alignment), (a, b), comparison in zip(chunk, thumbs, scores, strict=True):
-                    document = bool(a.document and b.document)  # type: ignore[union-attr]
-                    accepted, reason = _decide(alignment, comparison, document, self.settings)
-                    verdict = Verdict(
-                        outcome=_outcome(accepted),
-                        method=alignment.method,
-                        reason=reason,
-                        inliers=alignment.inliers,
-                        agreement=comparison.agreement,
-                        blocks=comparison.blocks,
-                        document=document,
-                    )
-                    previous = self.verdicts.get(key)
-                    if previous is None or (verdict.accepted, verdict.agreement) > (
-                        previous.accepted,
-                        previous.agreement,
-                    ):
-                        self.verdicts[key] = verdict
-                bars.advance(task, len(chunk))
+                previous = self.verdicts.get(key)
+                if previous is None or (verdict.accepted, verdict.agreement) > (
+                    previous.accepted,
+                    previous.agreement,
+                ):
+                    self.verdicts[key] = verdict
 
     def _agreement(self, pairs: list[tuple[Thumbnail, Thumbnail, np.ndarray]]) -> list[_Comparison]:
         """Block agreement of each pair; pairs of documents that pass it, compared as text."""
@@ -271,36 +347,6 @@ class Verifier:
             results[slot] = _Comparison(share, windows, differing)
         return results
 
-    def _plain_verdict(self, a: Thumbnail, b: Thumbnail, score: float, keypoints: int) -> Verdict:
-        """Smooth images (sky, gradients, flat artwork) and fine textures give too few keypoints
-        to align. Frames of one shape are still compared whole; if enough blocks carry detail
-        and they clearly disagree (two instances of one texture), the pair is rejected.
-        Otherwise the embedding decides, at the stricter threshold used without verification."""
-        agreement, blocks = 0.0, 0
-        if same_aspect(a, b):
-            frames = [(a, b, alignment.matrix) for alignment in whole_frame(a, b)]
-            agreement, blocks = max(block_agreement(frames, self.settings, self.device))
-            if blocks >= self.settings.min_blocks and agreement < self.settings.plain_disagreement:
-                return Verdict(
-                    outcome=VerifyOutcome.rejected,
-                    method=VerifyMethod.whole_frame,
-                    reason=f"too few keypoints to align ({keypoints}); compared whole, only "
-                    f"{agreement:.0%} of {blocks} blocks agree",
-                    agreement=agreement,
-                    blocks=blocks,
-                )
-        needed = self.settings.fallback_threshold
-        accepted = score >= needed
-        relation = ">=" if accepted else "<"
-        return Verdict(
-            outcome=_outcome(accepted),
-            method=VerifyMethod.embedding_only,
-            reason=f"too little detail to verify ({keypoints} keypoints); embedding score "
-            f"{score:.3f} {relation} {needed:.2f}",
-            agreement=agreement,
-            blocks=blocks,
-        )
-
     def _load(self, rows: set[int]) -> None:
         missing = sorted(rows - self._thumbnails.keys())
         if not missing:
@@ -310,6 +356,5 @@ class Verifier:
             thumbnails=[self.kept[row] for row in missing],
             workers=self.workers,
             max_pixels=self.max_pixels,
-            progress=self.progress,
         )
         self._thumbnails.update(zip(missing, loaded, strict=True))

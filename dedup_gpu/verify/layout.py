@@ -1,0 +1,510 @@
+"""Plain images (gradients, flat art, minimal designs, objects on white, planets on black) give
+too few keypoints to align, and the embedding rates two different ones as alike as copies
+(SSCD scores distinct smooth wallpapers 0.88-0.95). They are compared by their colour and
+intensity layout instead:
+
+1. the small colour renderings of both are aligned: the whole frame in any of the eight turns
+   and mirrors, stretched to fit, or either picture placed inside the other (crops, padding),
+   plain or mirrored; the most promising few are refined by ECC, which handles small rotations
+   and stretches and ignores brightness and contrast;
+2. a global colour change of the kind an edit makes is fitted (YCrCb: luma by a gain and an
+   offset, chroma turned and scaled about grey, a small cast), bounded so that an edit cannot
+   turn one gradient into another of other hues;
+3. what is left over is compared block by block. A re-save, crop, colour edit or turn of a
+   gradient leaves little but compression noise; another gradient, another flat design or the
+   same motif elsewhere leaves regions unexplained. Blocks with fine detail on one side only are
+   overlays (a caption, a meme's text, a logo added), which copies may carry; such detail on
+   both sides, each where the other has none, is two different motifs.
+
+Hand-written: OpenCV gives the template search, ECC and the warps; the colour model and the
+decision are this module's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..records import VerifyOutcome
+from . import transforms
+from .settings import VerifySettings
+from .thumbnails import Thumbnail
+
+GRID = 8  # the overlap is compared on a GRID x GRID grid of blocks
+MAX_STRETCH = 1.45  # aspect change a copy may have gone through (an edit stretching it 1.4x)
+MAX_TURN = math.radians(12)  # rotation ECC may add to an alignment (copies turn 2-10 degrees)
+CROP_SHARES = np.geomspace(1.0, 0.25, 24)  # a placed picture's share of the other's area
+PLACEMENTS_KEPT = 2  # best placements kept per direction and mirroring
+REFINED = 2  # most promising alignments refined by ECC and compared in full
+PRESCORE_SIZE = 32  # px, longest side the candidates are ranked at before refining
+_OUTSIDE = -1e6  # far below any YCrCb value, so a warp touching the border shows it
+_VALID = -256.0  # chroma is centred on grey, so real values stay above -128
+
+
+@dataclass(frozen=True)
+class LayoutComparison:
+    """How well b's colour layout, aligned and colour-fitted, explains a's over their overlap."""
+
+    matrix: np.ndarray  # 3 x 3, b's layout pixels -> a's
+    alignment: str  # how, in words ("whole frame, mirrored", "placed inside, turned 90")
+    agreement: float  # share of the compared blocks whose leftover is within tolerance
+    blocks: int  # blocks of the overlap compared (overlays on the overlay side left out)
+    contradicting: int  # disagreeing blocks that no overlay explains
+    overlay_a: int  # disagreeing blocks with fine detail in a only (a caption added to a)
+    overlay_b: int  # ... in b only
+    spread: float  # colour spread of the overlap (0-255 units): how much layout there is
+    colour_change: str  # the fitted edit, in words
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    matrix: np.ndarray
+    words: str
+
+
+def _ycc(rgb: np.ndarray) -> np.ndarray:
+    """YCrCb float32, 0..255, chroma centred on 0."""
+    import cv2
+
+    ycc = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YCrCb).astype(np.float32)
+    ycc[..., 1:] -= 128.0
+    return ycc
+
+
+def _dihedral(shape: tuple[int, int], turns: int, mirrored: bool) -> tuple[np.ndarray, tuple]:
+    """The map from pixels of an image of `shape` to the same image mirrored (first) and turned
+    `turns` quarter turns clockwise, and the shape it then has."""
+    height, width = shape
+    matrix = transforms.mirror(width) if mirrored else np.eye(3)
+    for _ in range(turns % 4):
+        # A quarter turn clockwise: (x, y) -> (height - 1 - y, x); the frame becomes w x h.
+        turn = np.array([[0.0, -1.0, height - 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+        matrix = turn @ matrix
+        height, width = width, height
+    return matrix, (height, width)
+
+
+def _words(what: str, turns: int, mirrored: bool) -> str:
+    parts = [
+        what,
+        *(["mirrored"] if mirrored else []),
+        *([f"turned {90 * turns}"] if turns else []),
+    ]
+    return ", ".join(parts)
+
+
+def candidate_alignments(a: Thumbnail, b: Thumbnail) -> list[_Candidate]:
+    """Maps of b's layout pixels onto a's worth refining: the whole frame in each of the eight
+    turns and mirrors whose shape fits a's (within MAX_STRETCH), and the best placements of b
+    inside a and of a inside b, plain and mirrored."""
+    found = []
+    a_shape, b_shape = a.colour.shape[:2], b.colour.shape[:2]
+    for mirrored in (False, True):
+        for turns in range(4):
+            to_turned, turned = _dihedral(b_shape, turns, mirrored)
+            aspect = (a_shape[1] / a_shape[0]) / (turned[1] / turned[0])
+            if abs(math.log(aspect)) <= math.log(MAX_STRETCH):
+                stretch = transforms.grid_scale(turned, a_shape)
+                found.append(
+                    _Candidate(stretch @ to_turned, _words("whole frame", turns, mirrored))
+                )
+    a_ycc, b_ycc = _rendering(a), _rendering(b)
+    chroma = _colourful(a_ycc) and _colourful(b_ycc)
+    for mirrored in (False, True):
+        b_seen = np.ascontiguousarray(b_ycc[:, ::-1]) if mirrored else b_ycc
+        unmirror = transforms.mirror(b_ycc.shape[1]) if mirrored else np.eye(3)
+        for matrix in _placements(b_seen, a_ycc, chroma):  # b inside a (b is a crop of a)
+            found.append(_Candidate(matrix @ unmirror, _words("placed inside", 0, mirrored)))
+        for matrix in _placements(a_ycc, b_seen, chroma):  # a inside b (a's picture, padded)
+            words = _words("placed around", 0, mirrored)
+            found.append(_Candidate(transforms.inverse(matrix) @ unmirror, words))
+    return found
+
+
+def _colourful(ycc: np.ndarray) -> bool:
+    return bool(np.abs(ycc[..., 1:]).mean() >= 4.0)
+
+
+def _rendering(image: Thumbnail) -> np.ndarray:
+    """The thumbnail's colour rendering in YCrCb (computed once per thumbnail)."""
+    return image.derived("layout-ycc", lambda: _ycc(image.colour))
+
+
+def _grey(image: Thumbnail) -> np.ndarray:
+    """... its luma, blurred by a pixel: what placements and ECC work on."""
+    import cv2
+
+    return image.derived(
+        "layout-grey", lambda: cv2.GaussianBlur(_rendering(image)[..., 0], (0, 0), 1.0)
+    )
+
+
+def _placements(small: np.ndarray, large: np.ndarray, chroma: bool) -> list[np.ndarray]:
+    """The PLACEMENTS_KEPT best spots (small -> large pixel maps) of `small` inside `large`
+    (YCrCb renderings) over the scales of CROP_SHARES. Luma is matched by normalised
+    cross-correlation about the mean, which ignores brightness and contrast; chroma, when both
+    have colour, by correlation about grey, which ignores saturation but not where along a
+    gradient the crop came from (luma alone cannot tell that for a linear ramp)."""
+    import cv2
+
+    (lh, lw), (sh, sw) = large.shape[:2], small.shape[:2]
+    luma_large = np.ascontiguousarray(large[..., 0])
+    chroma_large = np.ascontiguousarray(large[..., 1:])
+    spots = []
+    for share in CROP_SHARES:
+        scale = float(np.sqrt(share * lh * lw / (sh * sw)))
+        size = (round(sw * scale), round(sh * scale))
+        if size[0] > lw or size[1] > lh or min(size) < 8:
+            continue
+        template = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
+        luma = np.ascontiguousarray(template[..., 0])
+        scores = np.zeros((lh - size[1] + 1, lw - size[0] + 1), np.float32)
+        parts = 0
+        if luma.std() >= 1.0:
+            scores += cv2.matchTemplate(luma_large, luma, cv2.TM_CCOEFF_NORMED)
+            parts += 1
+        if chroma:
+            hue = np.ascontiguousarray(template[..., 1:])
+            scores += cv2.matchTemplate(chroma_large, hue, cv2.TM_CCORR_NORMED)
+            parts += 1
+        if not parts:
+            continue
+        _, peak, _, (x, y) = cv2.minMaxLoc(scores / parts)
+        sx, sy = size[0] / sw, size[1] / sh
+        spots.append(
+            (
+                float(peak),
+                np.array([[sx, 0.0, x + 0.5 * sx - 0.5], [0.0, sy, y + 0.5 * sy - 0.5], [0, 0, 1]]),
+            )
+        )
+    spots.sort(key=lambda spot: -spot[0])
+    return [matrix for _, matrix in spots[:PLACEMENTS_KEPT]]
+
+
+def _covered(shape: tuple[int, int], other: tuple[int, int], matrix: np.ndarray) -> float:
+    """Share of a frame of `shape` that `matrix` maps inside the frame `other`."""
+    height, width = shape
+    ys, xs = np.mgrid[0.0:height:4, 0.0:width:4]
+    points = transforms.apply(matrix, np.column_stack([xs.ravel(), ys.ravel()]))
+    inside = (
+        (points[:, 0] >= -0.5)
+        & (points[:, 0] <= other[1] - 0.5)
+        & (points[:, 1] >= -0.5)
+        & (points[:, 1] <= other[0] - 0.5)
+    )
+    return float(inside.mean())
+
+
+def _target_first(a: Thumbnail, b: Thumbnail, b_to_a: np.ndarray):
+    """(target, other, target -> other map): the target is the picture the other covers more of,
+    so the comparison runs over the overlap in the target's frame."""
+    a_shape, b_shape = a.colour.shape[:2], b.colour.shape[:2]
+    a_to_b = transforms.inverse(b_to_a)
+    if _covered(b_shape, a_shape, b_to_a) >= _covered(a_shape, b_shape, a_to_b):
+        return b, a, b_to_a
+    return a, b, a_to_b
+
+
+def _warped(image: np.ndarray, target_to_image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    border = (_OUTSIDE,) * image.shape[2] if image.ndim == 3 else _OUTSIDE
+    return cv2.warpAffine(
+        image, target_to_image[:2], (shape[1], shape[0]), flags=flags, borderValue=border
+    )
+
+
+def _prescore(a: Thumbnail, b: Thumbnail, candidate: _Candidate, settings: VerifySettings) -> float:
+    """How well b's colours, edited as `_fit_colour` allows, explain a's under `candidate`, at
+    PRESCORE_SIZE: a cheap rank for choosing the alignments to compare in full (higher is
+    better; minus infinity when they barely overlap or no plausible edit relates them)."""
+    import cv2
+
+    target, other, target_to_other = _target_first(a, b, candidate.matrix)
+    inverse_map = transforms.inverse(target_to_other)
+    ycc_t = _rendering(target)
+    k = min(1.0, PRESCORE_SIZE / max(ycc_t.shape[:2]))
+    small = cv2.resize(ycc_t, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+    to_small = transforms.grid_scale(ycc_t.shape[:2], small.shape[:2])
+    mapped = _warped(
+        _rendering(other), target_to_other @ transforms.inverse(to_small), small.shape[:2]
+    )
+    mask = np.all(mapped > _VALID, axis=2)
+    if mask.mean() < 0.5:
+        return -math.inf
+    fit = _fit_colour(mapped[mask], small[mask], settings)
+    if fit.pixels is None:
+        return -math.inf
+    channels = slice(0, 1) if fit.luma_only else slice(0, 3)
+    leftover = np.sqrt(((small[mask] - fit.pixels)[:, channels] ** 2).sum(axis=1))
+    # The share of the target's frame explained, times how much of the other's frame the
+    # overlap spans: a gradient's every part looks like a crop of it, the whole frame wins.
+    explained = (leftover <= 2 * settings.layout_tolerance).sum() / mask.size
+    spanned = _covered(other.colour.shape[:2], target.colour.shape[:2], inverse_map)
+    return float(explained * np.sqrt(spanned))
+
+
+def refine(a: Thumbnail, b: Thumbnail, b_to_a: np.ndarray) -> np.ndarray:
+    """`b_to_a` refined by ECC on the blurred luma of both renderings, as an affine map; the start
+    stands where ECC fails or would turn or stretch the picture beyond what a copy's edit does.
+    The picture the other covers is ECC's template, so every pixel it compares has a partner."""
+    import cv2
+
+    target, other, start = _target_first(a, b, b_to_a)
+    template, searched = _grey(target), _grey(other)
+    if template.std() < 0.5 or searched.std() < 0.5:
+        return b_to_a
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-4)
+    try:
+        _, found = cv2.findTransformECC(
+            template, searched, start[:2].astype(np.float32), cv2.MOTION_AFFINE, criteria, None, 1
+        )
+    except cv2.error:
+        return b_to_a
+    refined = transforms.from_affine(found.astype(np.float64))
+    change = refined @ transforms.inverse(start)
+    turn = abs(math.atan2(change[1, 0] - change[0, 1], change[0, 0] + change[1, 1]))
+    if turn > MAX_TURN or not transforms.plausible_affine(change, MAX_STRETCH):
+        return b_to_a
+    return refined if target is b else transforms.inverse(refined)
+
+
+# YCrCb (chroma centred on grey) to RGB, as OpenCV defines YCrCb for 8-bit images.
+_TO_RGB = np.array([[1.0, 1.403, 0.0], [1.0, -0.714, -0.344], [1.0, 0.0, 1.773]])
+_TO_YCC = np.linalg.inv(_TO_RGB)
+
+
+def _clipped(ycc: np.ndarray) -> np.ndarray:
+    """YCrCb pixels [n, 3] as they would be after clipping to the 0..255 RGB cube, as an edit
+    that brightens or saturates a picture clips its highlights."""
+    return np.clip(ycc @ _TO_RGB.T, 0.0, 255.0) @ _TO_YCC.T
+
+
+def _saturated(ycc: np.ndarray) -> np.ndarray:
+    """Which pixels [n] touch the ends of the RGB range (clipped by an edit, or pure black or
+    white to begin with)."""
+    rgb = ycc @ _TO_RGB.T
+    return np.any((rgb <= 3.0) | (rgb >= 252.0), axis=1)
+
+
+@dataclass(frozen=True)
+class _ColourFit:
+    pixels: np.ndarray | None  # the destination's pixels as the fitted edit predicts them
+    words: str  # the fitted edit (or why there is none), for the report
+    luma_only: bool  # one side has next to no colour (a greyscale copy): chroma not compared
+
+
+def _fit_colour(
+    source: np.ndarray, destination: np.ndarray, settings: VerifySettings
+) -> _ColourFit:
+    """`_fit_edit`, then again without the pixels it explains worst (a caption or meme text
+    over a fifth of the picture would otherwise pull the fit off everywhere else)."""
+    fit = _fit_edit(source, destination, settings, np.ones(len(source), dtype=bool))
+    if fit.pixels is None:
+        return fit
+    channels = slice(0, 1) if fit.luma_only else slice(0, 3)
+    error = ((destination - fit.pixels)[:, channels] ** 2).sum(axis=1)
+    kept = error <= np.quantile(error, 1 - settings.layout_fit_trim)
+    return _fit_edit(source, destination, settings, kept)
+
+
+def _fit_edit(
+    source: np.ndarray, destination: np.ndarray, settings: VerifySettings, kept: np.ndarray
+) -> _ColourFit:
+    """`destination`'s YCrCb pixels [n, 3] predicted from `source`'s by an edit of the kind
+    colour edits make. Brightness, contrast, saturation and hue edits are affine in RGB before
+    clipping: luma scales and shifts (leaning a little on chroma, as a hue turn moves luma),
+    chroma scales and turns about grey, and a white-balance change adds a small cast; the
+    prediction is clipped as the edit clipped. Pixels at the ends of the range are left out of
+    the fit (their edit was clipped). A side with next to no colour is a greyscale copy: only
+    luma is compared."""
+    usable = kept & ~(_saturated(source) | _saturated(destination))
+    if usable.sum() < 0.3 * kept.sum():
+        usable = kept
+    src, dst = source[usable].astype(np.float64), destination[usable].astype(np.float64)
+    chroma_s, chroma_d = src[:, 1] + 1j * src[:, 2], dst[:, 1] + 1j * dst[:, 2]
+    grey = (
+        min(np.abs(source[:, 1:]).sum(axis=1).mean(), np.abs(destination[:, 1:]).sum(axis=1).mean())
+        < settings.layout_grey_chroma
+    )
+    spread = src[:, 0].std()
+    gain = float(np.cov(dst[:, 0], src[:, 0])[0, 1] / spread**2) if spread > 1e-3 else 1.0
+    gain = float(np.clip(gain, 1 / settings.layout_max_gain, settings.layout_max_gain))
+    lean = np.zeros(2)
+    if not grey:  # what luma is left may lean on chroma (fitted second: the two correlate)
+        leftover = dst[:, 0] - gain * src[:, 0]
+        centred = src[:, 1:] - src[:, 1:].mean(axis=0)
+        lean = np.linalg.lstsq(centred, leftover - leftover.mean(), rcond=None)[0]
+        lean = np.clip(lean, -settings.layout_max_lean, settings.layout_max_lean)
+    offset = float(np.mean(dst[:, 0] - gain * src[:, 0] - src[:, 1:] @ lean))
+    predicted = source.astype(np.float64).copy()
+    predicted[:, 0] = gain * source[:, 0] + source[:, 1:] @ lean + offset
+    luma = f"luma x{gain:.2f} {offset:+.0f}"
+    if grey:
+        predicted[:, 1:] = 0.0
+        predicted = _clipped(predicted)
+        predicted[:, 1:] = destination[:, 1:]
+        return _ColourFit(predicted, f"{luma}, greyscale", luma_only=True)
+    # Saturation and hue edits scale and turn chroma about grey (zero), not about its mean, so
+    # the factor is fitted through the origin; what is left on average is a cast.
+    factor = complex(
+        np.sum(chroma_d * np.conj(chroma_s)) / max(np.sum(np.abs(chroma_s) ** 2), 1e-9)
+    )
+    turn = math.degrees(abs(np.angle(factor)))
+    saturation = abs(factor)
+    cast = complex(np.mean(chroma_d - factor * chroma_s))
+    if turn > settings.layout_max_hue_turn:
+        return _ColourFit(None, f"hue turned {turn:.0f} degrees", luma_only=False)
+    if not 1 / settings.layout_max_gain <= saturation <= 2 * settings.layout_max_gain:
+        return _ColourFit(None, f"saturation x{saturation:.2f}", luma_only=False)
+    if abs(cast) > settings.layout_max_cast:
+        return _ColourFit(None, f"a colour cast of {abs(cast):.0f}", luma_only=False)
+    mapped = factor * (source[:, 1] + 1j * source[:, 2]) + cast
+    predicted[:, 1], predicted[:, 2] = mapped.real, mapped.imag
+    words = f"{luma}, hue {turn:.0f} deg, saturation x{saturation:.2f}"
+    return _ColourFit(_clipped(predicted), words, luma_only=False)
+
+
+def compare(
+    a: Thumbnail, b: Thumbnail, b_to_a: np.ndarray, settings: VerifySettings, words: str = ""
+) -> LayoutComparison | None:
+    """b's colour layout mapped onto a's frame (or a's onto b's, whichever the other covers), a
+    colour edit fitted, and the leftover compared block by block; None when the two barely
+    overlap or no plausible colour edit relates them."""
+    import cv2
+
+    target, other, target_to_other = _target_first(a, b, b_to_a)
+    ycc_t = _rendering(target)
+    shape = ycc_t.shape[:2]
+    warped = _warped(_rendering(other), target_to_other, shape)
+    mask = np.all(warped > _VALID, axis=2)
+    if mask.mean() < 0.5:
+        return None
+    # The edit is predicted towards the side with more clipped pixels: clipping can be applied
+    # to a prediction, not undone.
+    seen_t, seen_o = ycc_t[mask], warped[mask]
+    towards_target = _saturated(seen_t).mean() >= _saturated(seen_o).mean()
+    source, destination = (seen_o, seen_t) if towards_target else (seen_t, seen_o)
+    fit = _fit_colour(source, destination, settings)
+    if fit.pixels is None:
+        return None
+    actual = ycc_t.copy() if towards_target else warped.copy()
+    explained = actual.copy()  # outside the overlap: the image itself, so blurs see no edge
+    explained[mask] = fit.pixels
+    if not towards_target:
+        actual[~mask] = explained[~mask] = ycc_t[~mask]
+    channels = slice(0, 1) if fit.luma_only else slice(0, 3)
+    squared = ((actual - explained)[..., channels] ** 2).sum(axis=2)
+
+    def fine_detail(image: np.ndarray) -> np.ndarray:
+        smooth = cv2.GaussianBlur(image, (0, 0), 1.5)
+        return ((image - smooth)[..., channels] ** 2).sum(axis=2)
+
+    weight = mask.astype(np.float32)
+
+    def per_block(values: np.ndarray) -> np.ndarray:
+        return cv2.resize(values.astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA)
+
+    coverage = per_block(weight)
+    inside = coverage >= 0.9
+    if inside.sum() < GRID * GRID // 4:
+        return None
+    safe = np.maximum(coverage, 1e-6)
+    residual = np.sqrt(per_block(squared * weight) / safe)[inside]
+    seen_other = np.where(mask[..., None], warped, ycc_t)
+    detail_t = np.sqrt(per_block(fine_detail(ycc_t) * weight) / safe)[inside]
+    detail_o = np.sqrt(per_block(fine_detail(seen_other) * weight) / safe)[inside]
+    # An edge a fraction of a pixel off leaves a leftover in proportion to its contrast.
+    allowed = settings.layout_tolerance + settings.layout_edge_share * np.maximum(
+        detail_t, detail_o
+    )
+    agree = residual <= allowed
+    has_t, has_o = detail_t >= settings.layout_detail, detail_o >= settings.layout_detail
+    # A disagreeing block is an overlay where one side's fine detail far outweighs the other's:
+    # text over a flat sky, or over a photo's softer texture. Two motifs are alike in detail.
+    ratio = settings.layout_overlay_ratio
+    overlay_t = ~agree & has_t & (detail_t >= ratio * detail_o)
+    overlay_o = ~agree & has_o & (detail_o >= ratio * detail_t)
+    contradicting = int((~agree & ~overlay_t & ~overlay_o).sum())
+    overlay_a, overlay_b = (
+        (int(overlay_o.sum()), int(overlay_t.sum()))
+        if target is b
+        else (int(overlay_t.sum()), int(overlay_o.sum()))
+    )
+    compared = int(inside.sum()) - max(overlay_a, overlay_b)
+    pixels = ycc_t[mask][:, channels]
+    return LayoutComparison(
+        matrix=b_to_a,
+        alignment=words,
+        agreement=float(agree.sum() / max(compared, 1)),
+        blocks=compared,
+        contradicting=contradicting,
+        overlay_a=overlay_a,
+        overlay_b=overlay_b,
+        spread=float(np.sqrt(pixels.var(axis=0).sum())),
+        colour_change=fit.words,
+    )
+
+
+def best_comparison(
+    a: Thumbnail, b: Thumbnail, settings: VerifySettings
+) -> LayoutComparison | None:
+    """The comparison under the alignment that explains a by b best: every candidate ranked
+    cheaply, the REFINED best refined by ECC and compared in full. None when none overlaps."""
+    candidates = candidate_alignments(a, b)
+    ranked = sorted(candidates, key=lambda c: -_prescore(a, b, c, settings))[:REFINED]
+    best: tuple[tuple, LayoutComparison | None] = ((-1,), None)
+    for candidate in ranked:
+        # The start too: ECC drifts as often as it helps on sharp, flat-coloured shapes.
+        for matrix in (candidate.matrix, refine(a, b, candidate.matrix)):
+            found = compare(a, b, matrix, settings, candidate.words)
+            if found is None:
+                continue
+            outcome, _ = decide(found, settings)
+            rank = (outcome is VerifyOutcome.accepted, found.agreement, -found.contradicting)
+            if rank > best[0]:
+                best = (rank, found)
+    return best[1]
+
+
+def decide(comparison: LayoutComparison, settings: VerifySettings) -> tuple[VerifyOutcome, str]:
+    """Accepted when the leftover is within tolerance nearly everywhere and what disagrees is an
+    overlay on one side only; rejected when regions disagree with no overlay to explain them, or
+    when each side has fine detail where the other has none (two different motifs); unverified
+    when the overlap is too plain for its layout to tell anything."""
+    summary = (
+        f"{comparison.agreement:.0%} of {comparison.blocks} blocks agree (need "
+        f"{settings.layout_agreement:.0%}); aligned by {comparison.alignment}; "
+        f"{comparison.colour_change}"
+    )
+    if comparison.spread < settings.layout_min_spread:
+        return VerifyOutcome.unverified, (
+            f"too plain to compare: colour varies by {comparison.spread:.1f} over the overlap"
+        )
+    if comparison.overlay_a > 1 and comparison.overlay_b > 1:
+        return VerifyOutcome.rejected, (
+            f"each has detail the other lacks ({comparison.overlay_a} and "
+            f"{comparison.overlay_b} blocks); {summary}"
+        )
+    allowed = max(
+        settings.layout_contradictions,
+        round(settings.layout_contradiction_share * comparison.blocks),
+    )
+    if comparison.contradicting > allowed:
+        return VerifyOutcome.rejected, f"{comparison.contradicting} blocks differ; {summary}"
+    if comparison.agreement >= settings.layout_agreement:
+        return VerifyOutcome.accepted, summary
+    return VerifyOutcome.rejected, f"only {summary}"
+
+
+def page_alignments(a: Thumbnail, b: Thumbnail, settings: VerifySettings) -> list[np.ndarray]:
+    """For pages too bare for keypoints: the REFINED most promising layout alignments, refined,
+    as maps between the (untrimmed) grey thumbnails, for the page comparison to judge."""
+    candidates = candidate_alignments(a, b)
+    ranked = sorted(candidates, key=lambda c: -_prescore(a, b, c, settings))[:REFINED]
+    to_a = transforms.grid_scale(a.colour.shape[:2], a.shape)
+    from_b = transforms.inverse(transforms.grid_scale(b.colour.shape[:2], b.shape))
+    return [to_a @ refine(a, b, candidate.matrix) @ from_b for candidate in ranked]
