@@ -926,14 +926,25 @@ def demo(
 @app.command("eval")
 def eval_command(
     originals: Annotated[
-        Path, typer.Argument(help="Folder of distinct original images (no copies among them).")
-    ],
+        Path | None,
+        typer.Argument(
+            help="Folder of distinct original images (no copies among them); not with --benchmark."
+        ),
+    ] = None,
     models: Annotated[
         list[str] | None,
         typer.Option(
             "--model",
             "-m",
             help="Encoder to evaluate (repeatable); default: every encoder available here.",
+        ),
+    ] = None,
+    benchmark: Annotated[
+        Path | None,
+        typer.Option(
+            "--benchmark",
+            help="Reuse a benchmark folder built earlier (OUT/benchmark, with labels.json) "
+            "instead of building one; its images are scored as they are.",
         ),
     ] = None,
     out_dir: Annotated[
@@ -947,8 +958,26 @@ def eval_command(
         bool, typer.Option(help="Add look-alike documents and scenes as distractors.")
     ] = True,
     lookalike_size: Annotated[
-        str, typer.Option(help="full (A4 pages, benchmark) or tiny (quick checks).")
+        str,
+        typer.Option(
+            help="full (A4 pages, benchmark) or tiny (quick checks); sizes the look-alikes, "
+            "plain pictures and documents."
+        ),
     ] = "full",
+    plain: Annotated[
+        bool,
+        typer.Option(
+            help="Add plain pictures (gradients, flat designs, objects on white, short notes, "
+            "planets) with their copies, and plain distractors unless --no-lookalikes."
+        ),
+    ] = True,
+    documents: Annotated[
+        bool,
+        typer.Option(
+            help="Add receipts, invoices, ID cards, letters and lab reports: records that "
+            "differ in a date and an amount, each rescanned, photographed and faxed."
+        ),
+    ] = True,
     calibrate: Annotated[
         bool,
         typer.Option(help="Find the threshold that meets --target-precision for each encoder."),
@@ -960,20 +989,35 @@ def eval_command(
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """Measure detection quality on a labelled benchmark built from ORIGINALS."""
+    """Measure detection quality on a labelled benchmark built from ORIGINALS (or reused with
+    --benchmark)."""
     from .evaluate import markdown, run_evaluation, write_outputs
 
     with reported_errors(debug):
-        if not originals.is_dir():
+        if originals is not None and benchmark is not None:
+            raise BadArgumentError(
+                "give ORIGINALS or --benchmark, not both",
+                hint="--benchmark scores a benchmark built earlier as it is",
+            )
+        if originals is None and benchmark is None:
+            raise BadArgumentError(
+                "give a folder of originals to build a benchmark from, or --benchmark DIR"
+            )
+        if originals is not None and not originals.is_dir():
             raise BadArgumentError(f"{originals} is not a folder of images")
+        if benchmark is not None and not benchmark.is_dir():
+            raise BadArgumentError(f"{benchmark} is not a benchmark folder")
         evaluation = run_evaluation(
             originals,
             out_dir,
+            benchmark_folder=benchmark,
             models=models or None,
             baselines=("phash", "dhash", "pdq") if baselines else (),
             seed=seed,
             lookalikes=lookalikes,
             lookalike_size=lookalike_size,
+            plain=plain,
+            documents=documents,
             device=device,
             target_precision=target_precision if calibrate else None,
             progress=not quiet,

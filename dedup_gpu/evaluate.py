@@ -3,12 +3,24 @@ each encoder, the full pipeline (with verification) and the perceptual-hash base
 copies in it without merging look-alikes.
 
 Ground truth: two images are duplicates exactly when they share a `source` (an original and its
-edited copies; a document page and its rescan). Every look-alike is its own source.
+edited copies; a document page and its rescan; a receipt, invoice, ID card, letter or lab report
+and its rescanned, photographed and faxed copies). Every look-alike is its own source.
+
+The benchmark has four categories of source: photos (the folder's originals), plain pictures
+(gradients, flat and minimal designs, objects on white, short notes, planets: plain_art.py),
+documents (document_kinds.py, and document-like originals) and look-alikes (lookalikes.py, and
+the plain distractors). Precision is also given per category, and every wrong pair is listed,
+so an engineer can open both images.
 
 Figures, for each method on the same images:
 - pair precision and recall over all pairs of images that end up in one group;
 - the share of edited copies put in the same group as their original, overall and per family;
-- look-alike precision (pairs among look-alikes) and rescan recall (rescans joined to their page);
+- pair precision and predicted pairs per category (a pair counts under the category of each of
+  its two images), and copies joined per category and, for documents, per kind and family;
+- look-alike precision (pairs among look-alikes, document records and plain distractors, and
+  between a plain distractor and a plain picture) and rescan recall (rescans joined to their
+  page, for the look-alike forms and pages);
+- the wrong pairs themselves (both paths, relative to the benchmark folder);
 - micro-average precision over all scored pairs (as in DISC21: one ranked list of every pair a
   method scores, each query's k nearest neighbours, divided by all true pairs), and the recall
   and threshold at 99% and 99.9% precision;
@@ -35,10 +47,37 @@ from .index import Pairs, SimilarityIndex
 from .progress import progress_bars
 from .records import ContentGroup, ImageFile, ImageInfo
 from .sources import discover
-from .synth import FAMILIES, LabelledImage, write_copies
+from .synth import FAMILIES, LabelledImage, photo_families, write_copies
 
 RANKING_K = 32  # neighbours per image in the ranked list; above the largest set of copies
 LABELS_FILE = "labels.json"
+BENCHMARK_SIZES = ("full", "tiny")
+CATEGORIES = ("photo", "plain", "document", "lookalike")
+MAX_LISTED_WRONG_PAIRS = 5000  # per method: a hash at a loose threshold can make millions
+
+
+def category_of(kind: str) -> str:
+    """The category of an image's kind: "photo", "plain", "document" (a generated document
+    record, "document:<kind>", or a document-like original) or "lookalike"."""
+    if kind.startswith("lookalike"):
+        return "lookalike"
+    if kind == "document" or kind.startswith("document:"):
+        return "document"
+    return "plain" if kind == "plain" else "photo"
+
+
+def is_hard_negative(kind: str) -> bool:
+    """Images made to look like other images that are not their copies: look-alikes (plain
+    distractors included) and document records (other records of one template)."""
+    return kind.startswith("lookalike") or kind.startswith("document:")
+
+
+def is_lookalike_pair(first: str, second: str) -> bool:
+    """Whether a pair of kinds is a look-alike pair: both hard negatives, or a plain distractor
+    with a plain picture (the distractors were made to resemble those)."""
+    if is_hard_negative(first) and is_hard_negative(second):
+        return True
+    return {first, second} == {"lookalike:plain", "plain"}
 
 
 @dataclass
@@ -58,14 +97,26 @@ def build_benchmark(
     seed: int = 0,
     lookalikes: bool = True,
     lookalike_size: str = "full",
+    plain: bool = True,
+    documents: bool = True,
     progress: bool = False,
 ) -> Benchmark:
-    """Copy the originals into `folder`, write their edited copies and the look-alikes.
+    """Copy the originals into `folder`, write their edited copies and the generated sets.
 
-    `folder` must be new or empty (or hold a benchmark from an earlier run, which is replaced):
-    nothing else is ever deleted.
+    Besides the originals and their copies (photo families, or the document families for
+    document-like originals): with `plain`, plain pictures copied with every photo family (kind
+    "plain") and, with `lookalikes` too, their distractors ("lookalike:plain"); with
+    `documents`, document records and their rescanned, photographed and faxed copies
+    ("document:<kind>"); with `lookalikes`, the look-alike sets. `lookalike_size` ("full" or
+    "tiny") sizes every generated set. `folder` must be new or empty (or hold a benchmark from
+    an earlier run, which is replaced): nothing else is ever deleted.
     """
+    from .document_kinds import write_documents
     from .lookalikes import write_lookalikes
+    from .plain_art import write_plain_art
+
+    if lookalike_size not in BENCHMARK_SIZES:
+        raise BadArgumentError(f"--lookalike-size must be full or tiny, not {lookalike_size!r}")
 
     found = discover([str(originals)])
     if not found.files:
@@ -81,7 +132,8 @@ def build_benchmark(
     images: list[LabelledImage] = []
     files = sorted(found.files, key=lambda f: f.path)
     with progress_bars(progress) as bars:
-        task = bars.add_task("building the benchmark", total=len(files) + int(lookalikes))
+        generated = int(lookalikes) + 2 * int(plain) + int(documents)
+        task = bars.add_task("building the benchmark", total=len(files) + generated)
         for number, file in enumerate(files):
             source = f"original-{number:05d}"
             target = folder / "originals" / f"{number:05d}_{Path(file.path).name}"
@@ -96,6 +148,30 @@ def build_benchmark(
             images.append(LabelledImage(target, source, "original", kind))
             images.extend(copies)
             bars.advance(task)
+        if plain:
+            art = write_plain_art(
+                folder / "plain", seed=seed, size=lookalike_size, distractors=lookalikes
+            )
+            bars.advance(task)
+            families = photo_families()
+            for path in art.originals:
+                source = f"plain-{path.stem}"
+                images.append(LabelledImage(path, source, "original", "plain"))
+                images.extend(
+                    write_copies(
+                        path,
+                        folder / "copies",
+                        seed=seed,
+                        families=families,
+                        source=source,
+                        kind="plain",
+                    )
+                )
+            images.extend(art.distractors)
+            bars.advance(task)
+        if documents:
+            images.extend(write_documents(folder / "documents", seed=seed, size=lookalike_size))
+            bars.advance(task)
         if lookalikes:
             images.extend(write_lookalikes(folder / "lookalikes", seed=seed, size=lookalike_size))
             bars.advance(task)
@@ -108,6 +184,44 @@ def build_benchmark(
 
 def _label_fields(image: LabelledImage) -> dict[str, str]:
     return {"source": image.source, "family": image.family, "kind": image.kind}
+
+
+def load_benchmark(folder: Path) -> Benchmark:
+    """A benchmark built earlier (by `build_benchmark` or `dedup-gpu eval`), read back from its
+    labels.json, so it can be scored again without being rebuilt.
+
+    Refuses a folder without labels.json, a label whose file is gone, and images in the folder
+    that no label names (the scan would find them and they would have no truth).
+    """
+    labels_path = folder / LABELS_FILE
+    if not labels_path.is_file():
+        raise BadArgumentError(
+            f"{folder} holds no {LABELS_FILE}, so it is not a benchmark",
+            hint="give --benchmark the benchmark folder an earlier `dedup-gpu eval` wrote "
+            "(OUT/benchmark)",
+        )
+    try:
+        content = json.loads(labels_path.read_text())
+        images = [
+            LabelledImage(folder / entry["path"], entry["source"], entry["family"], entry["kind"])
+            for entry in content["images"]
+        ]
+        seed = int(content["seed"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise BadArgumentError(f"{labels_path} is not a benchmark's labels: {error}") from error
+    missing = [str(image.path) for image in images if not image.path.is_file()]
+    if missing:
+        raise BadArgumentError(
+            f"{len(missing)} labelled images are missing from {folder}, e.g. {missing[0]}"
+        )
+    labelled = {str(image.path) for image in images}
+    unlabelled = [file.path for file in discover([str(folder)]).files if file.path not in labelled]
+    if unlabelled:
+        raise BadArgumentError(
+            f"{len(unlabelled)} images in {folder} have no label, e.g. {unlabelled[0]}",
+            hint="move them out of the benchmark folder, or build a new benchmark",
+        )
+    return Benchmark(folder=folder, images=images, seed=seed)
 
 
 @dataclass
@@ -156,6 +270,13 @@ class MethodResult:
     lookalike_precision: float
     lookalike_pairs: int
     rescan_recall: float | None
+    pair_precision_by_category: dict[str, float] = field(default_factory=dict)
+    predicted_pairs_by_category: dict[str, int] = field(default_factory=dict)
+    joined_by_category: dict[str, float] = field(default_factory=dict)
+    joined_by_category_and_family: dict[str, dict[str, float]] = field(default_factory=dict)
+    joined_by_document_kind: dict[str, dict[str, float]] = field(default_factory=dict)
+    wrong_pair_count: int = 0
+    wrong_pairs: list[list[str]] = field(default_factory=list)  # the first MAX_LISTED_WRONG_PAIRS
     micro_ap: float | None = None
     recall_at_99: float | None = None
     threshold_at_99: float | None = None
@@ -197,7 +318,7 @@ class Scorer:
             first, second = labels[a], labels[b]
             if first.source == second.source:
                 out["copies"].append(score)
-            elif first.kind.startswith("lookalike") and second.kind.startswith("lookalike"):
+            elif is_lookalike_pair(first.kind, second.kind):
                 out["look-alikes"].append(score)
             else:
                 out["different"].append(score)
@@ -207,6 +328,9 @@ class Scorer:
         """Figures for a grouping given as lists of paths."""
         group_of = {path: number for number, paths in enumerate(groups_of_paths) for path in paths}
         predicted = true = lookalike_pairs = lookalike_true = 0
+        by_category: dict[str, list[int]] = {name: [0, 0] for name in CATEGORIES}
+        wrong: list[list[str]] = []
+        wrong_count = 0
         for paths in groups_of_paths:
             labels = [self.by_path[path] for path in paths]
             for i, first in enumerate(labels):
@@ -214,10 +338,19 @@ class Scorer:
                     same = first.source == second.source
                     predicted += 1
                     true += same
-                    if first.kind.startswith("lookalike") and second.kind.startswith("lookalike"):
+                    for name in {category_of(first.kind), category_of(second.kind)}:
+                        by_category[name][0] += 1
+                        by_category[name][1] += same
+                    if is_lookalike_pair(first.kind, second.kind):
                         lookalike_pairs += 1
                         lookalike_true += same
+                    if not same:
+                        wrong_count += 1
+                        if len(wrong) < MAX_LISTED_WRONG_PAIRS:
+                            wrong.append([self._relative(first), self._relative(second)])
         joined: dict[str, list[bool]] = defaultdict(list)
+        joined_in: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+        documents: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
         rescans: list[bool] = []
         missed = []
         for image in self.benchmark.images:
@@ -229,22 +362,50 @@ class Scorer:
                 rescans.append(together)
             else:
                 joined[image.family].append(together)
+                joined_in[category_of(image.kind)][image.family].append(together)
+                if image.kind.startswith("document:"):
+                    documents[image.kind.removeprefix("document:")][image.family].append(together)
             if not together:
-                missed.append(str(image.path.relative_to(self.benchmark.folder)))
+                missed.append(self._relative(image))
         everything = [x for values in joined.values() for x in values]
         return {
             "pair_precision": true / predicted if predicted else 1.0,
             "pair_recall": true / self.positives if self.positives else 1.0,
             "predicted_pairs": predicted,
             "joined": float(np.mean(everything)) if everything else 1.0,
-            "joined_by_family": {
-                family: float(np.mean(values)) for family, values in sorted(joined.items())
-            },
+            "joined_by_family": _shares(joined),
             "lookalike_precision": lookalike_true / lookalike_pairs if lookalike_pairs else 1.0,
             "lookalike_pairs": lookalike_pairs,
             "rescan_recall": float(np.mean(rescans)) if rescans else None,
+            "pair_precision_by_category": {
+                name: (hits / count if count else 1.0)
+                for name, (count, hits) in by_category.items()
+            },
+            "predicted_pairs_by_category": {
+                name: count for name, (count, _) in by_category.items()
+            },
+            "joined_by_category": {
+                name: float(np.mean([x for values in families.values() for x in values]))
+                for name, families in sorted(joined_in.items())
+            },
+            "joined_by_category_and_family": {
+                name: _shares(families) for name, families in sorted(joined_in.items())
+            },
+            "joined_by_document_kind": {
+                kind: _shares(families) for kind, families in sorted(documents.items())
+            },
+            "wrong_pair_count": wrong_count,
+            "wrong_pairs": wrong,
             "missed": missed,
         }
+
+    def _relative(self, image: LabelledImage) -> str:
+        return str(image.path.relative_to(self.benchmark.folder))
+
+
+def _shares(outcomes: dict[str, list[bool]]) -> dict[str, float]:
+    """Share of True per key, keys sorted."""
+    return {key: float(np.mean(values)) for key, values in sorted(outcomes.items())}
 
 
 def _rank_figures(ranking: Ranking) -> dict[str, Any]:
@@ -363,14 +524,20 @@ class Evaluation:
 
     def to_dict(self) -> dict[str, Any]:
         counts: dict[str, int] = defaultdict(int)
+        categories: dict[str, int] = defaultdict(int)
+        kinds: dict[str, int] = defaultdict(int)
         for image in self.benchmark.images:
             counts[image.family if image.family != "original" else f"original ({image.kind})"] += 1
+            categories[category_of(image.kind)] += 1
+            kinds[image.kind] += 1
         return {
             "benchmark": {
                 "folder": str(self.benchmark.folder),
                 "seed": self.benchmark.seed,
                 "images": len(self.benchmark.images),
                 "by_family": dict(sorted(counts.items())),
+                "by_category": {name: categories[name] for name in CATEGORIES},
+                "by_kind": dict(sorted(kinds.items())),
                 "families": {name: family.description for name, family in FAMILIES.items()},
             },
             "machine": self.machine,
@@ -396,22 +563,31 @@ def machine_description() -> str:
 
 
 def run_evaluation(
-    originals: Path,
+    originals: Path | None,
     out: Path,
     *,
+    benchmark_folder: Path | None = None,
     models: Sequence[str] | None = None,
     baselines: Sequence[str] = ("phash", "dhash", "pdq"),
     seed: int = 0,
     lookalikes: bool = True,
     lookalike_size: str = "full",
+    plain: bool = True,
+    documents: bool = True,
     device: str = "auto",
     target_precision: float | None = None,
     progress: bool = False,
 ) -> Evaluation:
+    """Build a benchmark from `originals` under `out/benchmark` (or, with `benchmark_folder`,
+    reuse one built earlier, unchanged) and score every method on it."""
     from .baselines import get_hash_method
     from .encoders import availability, get_spec, list_encoders
 
-    if lookalike_size not in ("full", "tiny"):
+    if (originals is None) == (benchmark_folder is None):
+        raise BadArgumentError(
+            "give either a folder of originals or --benchmark, not both and not neither"
+        )
+    if lookalike_size not in BENCHMARK_SIZES:
         raise BadArgumentError(f"--lookalike-size must be full or tiny, not {lookalike_size!r}")
     if target_precision is not None and not 0.5 <= target_precision < 1.0:
         raise BadArgumentError(f"--target-precision must be in [0.5, 1), not {target_precision}")
@@ -427,14 +603,20 @@ def run_evaluation(
     else:
         for name in models:
             get_spec(name)  # an unknown name fails now, before the benchmark is built
-    benchmark = build_benchmark(
-        originals,
-        out / "benchmark",
-        seed=seed,
-        lookalikes=lookalikes,
-        lookalike_size=lookalike_size,
-        progress=progress,
-    )
+    if benchmark_folder is not None:
+        benchmark = load_benchmark(benchmark_folder)
+    else:
+        assert originals is not None
+        benchmark = build_benchmark(
+            originals,
+            out / "benchmark",
+            seed=seed,
+            lookalikes=lookalikes,
+            lookalike_size=lookalike_size,
+            plain=plain,
+            documents=documents,
+            progress=progress,
+        )
     scorer = Scorer(benchmark)
     results: list[MethodResult] = []
     for name in models:
@@ -499,17 +681,17 @@ def markdown(evaluation: Evaluation) -> str:
             f"{'n/a' if row.micro_ap is None else f'{row.micro_ap:.3f}'} | {at_99} | {at_999} | "
             f"{row.images_per_s:.1f} | {_percent(row.verify_share)} |"
         )
+    lines += _category_tables(evaluation.results)
     families = sorted({f for row in evaluation.results for f in row.joined_by_family})
-    lines += [
-        "",
-        "Share of edited copies joined to their original, by family:",
-        "",
-        "| method | " + " | ".join(families) + " |",
-        "|---|" + "---|" * len(families),
-    ]
-    for row in evaluation.results:
-        cells = [_percent(row.joined_by_family.get(f)) for f in families]
-        lines.append(f"| {row.name} | " + " | ".join(cells) + " |")
+    lines += ["", "Share of edited copies joined to their original, by family:"]
+    for start in range(0, len(families), FAMILIES_PER_TABLE):  # narrow enough to read
+        chunk = families[start : start + FAMILIES_PER_TABLE]
+        lines += ["", "| method | " + " | ".join(chunk) + " |", "|---|" + "---|" * len(chunk)]
+        for row in evaluation.results:
+            cells = [_percent(row.joined_by_family.get(f)) for f in chunk]
+            lines.append(f"| {row.name} | " + " | ".join(cells) + " |")
+    lines += _document_table(evaluation.results)
+    lines += _wrong_pair_examples(evaluation.results)
     lines += ["", "Families:", ""]
     lines += [f"- **{name}**: {text}" for name, text in info["families"].items()]
     if evaluation.unavailable:
@@ -530,6 +712,78 @@ def markdown(evaluation: Evaluation) -> str:
                     f"verification) lets {found['recall_at_screen']:.1%} of true pairs through"
                 )
     return "\n".join(lines) + "\n"
+
+
+FAMILIES_PER_TABLE = 9
+WRONG_PAIR_EXAMPLES = 3  # per method in results.md; results.json lists them all
+
+
+def _category_tables(results: Sequence[MethodResult]) -> list[str]:
+    """Pair precision per category, and copies joined per category."""
+    lines = [
+        "",
+        "Pair precision by category of source (a pair counts under the category of each of its "
+        "two images; predicted pairs in brackets), and wrong pairs in all:",
+        "",
+        "| method | " + " | ".join(CATEGORIES) + " | wrong pairs |",
+        "|---|" + "---|" * (len(CATEGORIES) + 1),
+    ]
+    for row in results:
+        cells = [
+            f"{row.pair_precision_by_category.get(name, 1.0):.2%} "
+            f"({row.predicted_pairs_by_category.get(name, 0)})"
+            for name in CATEGORIES
+        ]
+        lines.append(f"| {row.name} | " + " | ".join(cells) + f" | {row.wrong_pair_count} |")
+    joined = [name for name in CATEGORIES if any(name in r.joined_by_category for r in results)]
+    if joined:
+        lines += [
+            "",
+            "Share of copies joined to their original, by category:",
+            "",
+            "| method | " + " | ".join(joined) + " |",
+            "|---|" + "---|" * len(joined),
+        ]
+        for row in results:
+            cells = [_percent(row.joined_by_category.get(name)) for name in joined]
+            lines.append(f"| {row.name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _document_table(results: Sequence[MethodResult]) -> list[str]:
+    """Document copies joined to their record, per kind: one cell of three shares per kind."""
+    kinds = sorted({kind for row in results for kind in row.joined_by_document_kind})
+    if not kinds:
+        return []
+    from .document_kinds import COPY_FAMILIES
+
+    lines = [
+        "",
+        f"Document copies joined to their record, by kind ({' / '.join(COPY_FAMILIES)}):",
+        "",
+        "| method | " + " | ".join(kinds) + " |",
+        "|---|" + "---|" * len(kinds),
+    ]
+    for row in results:
+        cells = []
+        for kind in kinds:
+            shares = row.joined_by_document_kind.get(kind, {})
+            cells.append(
+                " / ".join(f"{shares[f]:.0%}" if f in shares else "-" for f in COPY_FAMILIES)
+            )
+        lines.append(f"| {row.name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _wrong_pair_examples(results: Sequence[MethodResult]) -> list[str]:
+    rows = [row for row in results if row.wrong_pairs]
+    if not rows:
+        return []
+    lines = ["", "Wrong pairs (a few per method; `wrong_pairs` in results.json lists them):", ""]
+    for row in rows:
+        examples = ", ".join(f"`{a}` + `{b}`" for a, b in row.wrong_pairs[:WRONG_PAIR_EXAMPLES])
+        lines.append(f"- {row.name} ({row.wrong_pair_count}): {examples}")
+    return lines
 
 
 def _at(recall: float | None, threshold: float | None) -> str:

@@ -8,6 +8,9 @@ Two generations live here. `EDITS` and `write_edited_copies` are the original se
 the demo and the end-to-end tests use; they are kept bit-for-bit as they
 were so their results stay comparable. `FAMILIES` and `write_copies` are the labelled-benchmark
 generator: more families with the harder stated parameters, each copy returned with its label.
+Families added later (quarter turns, photos of prints, screenshots, stretches, tight crops,
+memes; phone photos and faxes of documents) are registered after the earlier ones, which keep
+their bytes, and the combos still draw only from the earlier singles.
 """
 
 from __future__ import annotations
@@ -465,6 +468,596 @@ def rescan(image: Image.Image, rng: random.Random) -> Image.Image:
     return Image.fromarray(pixels, "RGB")
 
 
+# --- Harder families: what real copies of plain pictures and documents go through ----------------
+#
+# Added after the families above were measured, as separate functions registered after them, so
+# every earlier family keeps its bytes and `combo2`/`combo3` still draw only from the singles.
+
+
+def turn(image: Image.Image, rng: random.Random) -> Image.Image:
+    """Rotated by exactly 90, 180 or 270 degrees (counter-clockwise), as a phone's wrong EXIF
+    orientation or a user's rotate button does."""
+    quarter_turns = {
+        90: Image.Transpose.ROTATE_90,
+        180: Image.Transpose.ROTATE_180,
+        270: Image.Transpose.ROTATE_270,
+    }
+    return image.transpose(quarter_turns[rng.choice((90, 180, 270))])
+
+
+def stretch(image: Image.Image, rng: random.Random) -> Image.Image:
+    """One axis stretched by 1.15-1.4 (either axis), as a careless resize to a fixed box does."""
+    factor = rng.uniform(1.15, 1.4)
+    if rng.random() < 0.5:
+        size = (round(image.width * factor), image.height)
+    else:
+        size = (image.width, round(image.height * factor))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def tight_crop(image: Image.Image, rng: random.Random) -> Image.Image:
+    """Keep only 30-45% of the area at a random position (aspect changed by 0.75-1.33): the
+    detail someone cut out of a wallpaper or a photo, much tighter than most `crop` copies."""
+    width, height = image.size
+    area = rng.uniform(0.30, 0.45)
+    aspect_change = math.exp(rng.uniform(math.log(0.75), math.log(4 / 3)))
+    width_share = min(1.0, math.sqrt(area * aspect_change))
+    height_share = min(1.0, area / width_share)
+    crop_w = min(width, max(1, round(width * width_share)))
+    crop_h = min(height, max(1, round(height * height_share)))
+    return _crop_at_random(image, rng, crop_w, crop_h)
+
+
+MEME_LINES = (  # (top, bottom)
+    ("ONE DOES NOT SIMPLY", "DELETE THE ORIGINAL"),
+    ("WHEN THE CODE WORKS", "ON THE FIRST TRY"),
+    ("NOBODY:", "ABSOLUTELY NOBODY:"),
+    ("SUCH PICTURE", "VERY COPY WOW"),
+    ("IS THIS", "A DUPLICATE?"),
+    ("ME AT 3 AM", "STILL SORTING PHOTOS"),
+    ("TOP TEXT", "BOTTOM TEXT"),
+    ("THEY SAID", "IT WAS A GRADIENT"),
+)
+
+
+def _outlined_line(canvas: Image.Image, text: str, size: int, *, top: bool, margin: int) -> None:
+    """One meme line, white with a black outline, centred, as wide as the picture at most."""
+    draw = ImageDraw.Draw(canvas)
+    text_font = _fitted_font(text, size, canvas.width - 2 * margin)
+    stroke = max(1, round(text_font.size / 12)) if hasattr(text_font, "size") else 1
+    box = draw.textbbox((0, 0), text, font=text_font, stroke_width=stroke)
+    y = margin - box[1] if top else canvas.height - margin - box[3]
+    draw.text(
+        (canvas.width / 2, y),
+        text,
+        font=text_font,
+        fill="white",
+        stroke_width=stroke,
+        stroke_fill="black",
+        anchor="ma",
+    )
+
+
+def meme(image: Image.Image, rng: random.Random) -> Image.Image:
+    """Large meme text, white with a black outline, at the top and at the bottom: letters
+    9-14% of the height, each line shrunk to fit the width when longer."""
+    canvas = image.copy()
+    top, bottom = rng.choice(MEME_LINES)
+    size = max(8, round(image.height * rng.uniform(0.09, 0.14)))
+    margin = max(1, round(min(image.size) * 0.03))
+    _outlined_line(canvas, top, size, top=True, margin=margin)
+    _outlined_line(canvas, bottom, size, top=False, margin=margin)
+    return canvas
+
+
+# Web pages and app windows for `pip`: chrome, text and thumbnails drawn around the picture.
+_PAGE_WORDS = (
+    "the", "of", "and", "to", "in", "photo", "news", "today", "new", "best", "city", "travel",
+    "guide", "review", "share", "more", "about", "image", "gallery", "update", "week", "local",
+    "report", "world", "read", "comments", "weather", "sport", "video", "post", "home", "team",
+    "open", "free", "live", "top", "story", "like", "follow", "trending", "summer", "design",
+    "ideas", "life", "food", "music",
+)  # fmt: skip
+_SITE_COLOURS = ((25, 90, 170), (200, 40, 40), (20, 20, 20), (0, 130, 110), (110, 60, 160))
+
+
+def _words(rng: random.Random, count: int) -> str:
+    return " ".join(rng.choice(_PAGE_WORDS) for _ in range(count))
+
+
+def _text_lines(
+    draw: ImageDraw.ImageDraw,
+    rng: random.Random,
+    box: tuple[float, float, float, float],
+    size: float,
+    colour: tuple[int, int, int],
+) -> None:
+    """Fill `box` with lines of random words, each line ending short of the right edge."""
+    left, top, right, bottom = box
+    text_font = font(size)
+    y = top
+    while y + size <= bottom and right - left > 2 * size:
+        line = _words(rng, 12)
+        limit = (right - left) * rng.uniform(0.6, 1.0)
+        while line and text_font.getlength(line) > limit:
+            line = line.rsplit(" ", 1)[0] if " " in line else ""
+        draw.text((left, y), line, font=text_font, fill=colour)
+        y += size * 1.6
+
+
+def _thumbnail(rng: random.Random, size: tuple[int, int]) -> Image.Image:
+    """A small made-up picture (a sky-to-ground gradient with a blob): other posts' images."""
+    width, height = max(1, size[0]), max(1, size[1])
+    top = tuple(rng.randint(40, 230) for _ in range(3))
+    bottom = tuple(rng.randint(20, 200) for _ in range(3))
+    share = np.linspace(0, 1, height, dtype=np.float32)[:, None, None]
+    pixels = np.array(top, np.float32) * (1 - share) + np.array(bottom, np.float32) * share
+    thumb = Image.fromarray(np.broadcast_to(pixels, (height, width, 3)).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(thumb)
+    radius = max(1.0, min(width, height) * rng.uniform(0.15, 0.35))
+    cx, cy = rng.uniform(0.2, 0.8) * width, rng.uniform(0.3, 0.8) * height
+    draw.ellipse(
+        (cx - radius, cy - radius, cx + radius, cy + radius),
+        fill=tuple(rng.randint(0, 255) for _ in range(3)),
+    )
+    return thumb
+
+
+def _browser_window(picture: Image.Image, rng: random.Random, canvas_w: int) -> Image.Image:
+    """A browser showing an article: tabs, address bar, site header, maybe a sidebar, the
+    picture in the main column with text around it, maybe a column of other thumbnails."""
+    unit = canvas_w / 1280
+    dark = rng.random() < 0.3
+    chrome_bg, tab_bg = ((53, 54, 58), (35, 36, 40)) if dark else ((222, 225, 230), (255, 255, 255))
+    chrome_text = (220, 220, 220) if dark else (60, 60, 60)
+    page_bg, page_text = (
+        ((28, 28, 30), (200, 200, 200)) if dark else ((255, 255, 255), (70, 70, 70))
+    )
+    tabs_h, toolbar_h, header_h = round(40 * unit), round(46 * unit), round(64 * unit)
+    margin = round(32 * unit)
+    sidebar_w = round(canvas_w * rng.uniform(0.14, 0.2)) if rng.random() < 0.5 else 0
+    related_w = round(canvas_w * 0.16) if rng.random() < 0.5 else 0
+    # The columns must leave room for the picture: drop the side columns that do not fit.
+    if sidebar_w + related_w + picture.width + 4 * margin > canvas_w:
+        related_w = 0
+    if sidebar_w + picture.width + 3 * margin > canvas_w:
+        sidebar_w = 0
+    content_top = tabs_h + toolbar_h + header_h
+    title_h = round(34 * unit)
+    picture_top = content_top + margin + 2 * title_h
+    below = round(canvas_w * rng.uniform(0.05, 0.15))
+    canvas_h = max(round(canvas_w * 0.6), picture_top + picture.height + below)
+    canvas = Image.new("RGB", (canvas_w, canvas_h), page_bg)
+    draw = ImageDraw.Draw(canvas)
+
+    draw.rectangle((0, 0, canvas_w, tabs_h + toolbar_h), fill=chrome_bg)
+    x = 12 * unit
+    for tab in range(rng.randint(2, 4)):
+        tab_w = rng.uniform(160, 240) * unit
+        fill = tab_bg if tab == 0 else chrome_bg
+        draw.rounded_rectangle(
+            (x, 6 * unit, x + tab_w, tabs_h + 4 * unit), radius=8 * unit, fill=fill
+        )
+        draw.text(
+            (x + 14 * unit, tabs_h / 2 + 3 * unit),
+            _words(rng, 3).title(),
+            font=font(14 * unit),
+            fill=chrome_text,
+            anchor="lm",
+        )
+        x += tab_w + 4 * unit
+    middle = tabs_h + toolbar_h / 2
+    for index in range(3):  # back, forward, reload
+        cx = (24 + 34 * index) * unit
+        draw.ellipse(
+            (cx - 9 * unit, middle - 9 * unit, cx + 9 * unit, middle + 9 * unit),
+            outline=chrome_text,
+            width=max(1, round(2 * unit)),
+        )
+    draw.rounded_rectangle(
+        (120 * unit, middle - 15 * unit, canvas_w - 60 * unit, middle + 15 * unit),
+        radius=15 * unit,
+        fill=tab_bg,
+    )
+    site = rng.choice(_PAGE_WORDS) + rng.choice(_PAGE_WORDS)
+    url = f"https://www.{site}.com/{rng.choice(_PAGE_WORDS)}/{rng.randint(1000, 99999)}"
+    draw.text((140 * unit, middle), url, font=font(15 * unit), fill=chrome_text, anchor="lm")
+
+    brand = rng.choice(_SITE_COLOURS)
+    header_top = tabs_h + toolbar_h
+    draw.rectangle((0, header_top, canvas_w, content_top), fill=brand)
+    draw.text(
+        (margin, header_top + header_h / 2),
+        site.upper(),
+        font=font(28 * unit),
+        fill=(255, 255, 255),
+        anchor="lm",
+    )
+    x = canvas_w * 0.45
+    for _ in range(5):
+        link = rng.choice(_PAGE_WORDS).title()
+        draw.text(
+            (x, header_top + header_h / 2),
+            link,
+            font=font(16 * unit),
+            fill=(235, 235, 235),
+            anchor="lm",
+        )
+        x += 110 * unit
+
+    main_left = margin + (sidebar_w + margin if sidebar_w else 0)
+    main_right = canvas_w - margin - (related_w + margin if related_w else 0)
+    if sidebar_w:
+        _text_lines(
+            draw,
+            rng,
+            (margin, content_top + margin, margin + sidebar_w, canvas_h - margin),
+            15 * unit,
+            brand if not dark else page_text,
+        )
+    title_font = font(26 * unit)
+    draw.text(
+        (main_left, content_top + margin),
+        _words(rng, 7).capitalize(),
+        font=title_font,
+        fill=(20, 20, 20) if not dark else (240, 240, 240),
+    )
+    draw.text(
+        (main_left, content_top + margin + title_h * 1.1),
+        f"{rng.randint(1, 28)} {rng.choice(('May', 'June', 'July'))} - {_words(rng, 2)}",
+        font=font(15 * unit),
+        fill=(130, 130, 130),
+    )
+    picture_left = main_left + max(0, (main_right - main_left - picture.width) // 2) * (
+        rng.random() < 0.5
+    )
+    canvas.paste(picture, (round(picture_left), picture_top))
+    beside = picture_left + picture.width + margin
+    if main_right - beside > 120 * unit:
+        _text_lines(
+            draw,
+            rng,
+            (beside, picture_top, main_right, picture_top + picture.height),
+            16 * unit,
+            page_text,
+        )
+    _text_lines(
+        draw,
+        rng,
+        (main_left, picture_top + picture.height + 14 * unit, main_right, canvas_h - margin),
+        16 * unit,
+        page_text,
+    )
+    if related_w:
+        y = content_top + margin
+        thumb_h = round(related_w * 0.62)
+        while y + thumb_h + 40 * unit < canvas_h - margin:
+            canvas.paste(_thumbnail(rng, (related_w, thumb_h)), (canvas_w - margin - related_w, y))
+            _text_lines(
+                draw,
+                rng,
+                (
+                    canvas_w - margin - related_w,
+                    y + thumb_h + 6 * unit,
+                    canvas_w - margin,
+                    y + thumb_h + 40 * unit,
+                ),
+                13 * unit,
+                page_text,
+            )
+            y += thumb_h + round(56 * unit)
+    return canvas
+
+
+def _viewer_window(picture: Image.Image, rng: random.Random, canvas_w: int) -> Image.Image:
+    """A photo app's window: dark frame, title bar with window buttons and the file name, a
+    toolbar, the picture centred, a filmstrip of other thumbnails, maybe an info panel."""
+    unit = canvas_w / 1280
+    frame, bar, text = (32, 33, 36), (48, 49, 53), (215, 215, 215)
+    title_h, toolbar_h, strip_h = round(36 * unit), round(44 * unit), round(110 * unit)
+    margin = round(28 * unit)
+    panel_w = round(canvas_w * 0.2) if rng.random() < 0.5 else 0
+    if panel_w + picture.width + 3 * margin > canvas_w:
+        panel_w = 0
+    content_top = title_h + toolbar_h
+    canvas_h = max(round(canvas_w * 0.6), content_top + 2 * margin + picture.height + strip_h)
+    canvas = Image.new("RGB", (canvas_w, canvas_h), frame)
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((0, 0, canvas_w, title_h), fill=bar)
+    for index, colour in enumerate(((237, 106, 94), (245, 191, 79), (98, 197, 84))):
+        cx, cy, r = (20 + 22 * index) * unit, title_h / 2, 7 * unit
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
+    name = f"IMG_{rng.randint(1000, 9999)}.{rng.choice(('jpg', 'png', 'heic'))}"
+    app_name = rng.choice(("Photos", "Image Viewer", "Preview", "Gallery"))
+    draw.text(
+        (canvas_w / 2, title_h / 2),
+        f"{name} - {app_name}",
+        font=font(15 * unit),
+        fill=text,
+        anchor="mm",
+    )
+    for index in range(rng.randint(4, 7)):
+        x = (20 + 44 * index) * unit
+        draw.rounded_rectangle(
+            (x, title_h + 8 * unit, x + 28 * unit, title_h + 36 * unit),
+            radius=6 * unit,
+            outline=text,
+            width=max(1, round(2 * unit)),
+        )
+    view_right = canvas_w - (panel_w + margin if panel_w else 0)
+    picture_left = (view_right - picture.width) // 2
+    picture_top = (
+        content_top
+        + margin
+        + max(0, (canvas_h - content_top - 2 * margin - strip_h - picture.height) // 2)
+    )
+    canvas.paste(picture, (max(margin, picture_left), picture_top))
+    strip_top = canvas_h - strip_h
+    draw.rectangle((0, strip_top, view_right, canvas_h), fill=bar)
+    thumb_h = round(strip_h * 0.7)
+    thumb_w = round(thumb_h * 1.4)
+    x = margin
+    current = rng.randint(0, 4)
+    for index in range(max(1, int((view_right - margin) // (thumb_w + 10 * unit)))):
+        y = strip_top + (strip_h - thumb_h) // 2
+        if index == current:
+            draw.rectangle(
+                (x - 3 * unit, y - 3 * unit, x + thumb_w + 3 * unit, y + thumb_h + 3 * unit),
+                fill=(60, 130, 230),
+            )
+        canvas.paste(_thumbnail(rng, (thumb_w, thumb_h)), (round(x), y))
+        x += thumb_w + 10 * unit
+    if panel_w:
+        draw.rectangle((canvas_w - panel_w, content_top, canvas_w, canvas_h), fill=bar)
+        _text_lines(
+            draw,
+            rng,
+            (canvas_w - panel_w + margin, content_top + margin, canvas_w - margin, canvas_h),
+            15 * unit,
+            text,
+        )
+    return canvas
+
+
+def picture_in_picture(image: Image.Image, rng: random.Random) -> Image.Image:
+    """The picture inside a screenshot: a browser page (tabs, address bar, site header, text,
+    maybe a sidebar and other thumbnails) or a photo app (title bar, toolbar, filmstrip), the
+    picture scaled to 35-70% of the screenshot's width (screenshots at most 1920 px wide)."""
+    share = rng.uniform(0.35, 0.70)
+    canvas_w = round(min(1920.0, max(240.0, image.width / share * rng.uniform(0.6, 1.0))))
+    shown_w = max(1, round(canvas_w * share))
+    shown_h = max(1, round(image.height * shown_w / image.width))
+    shown = image.resize((shown_w, shown_h), Image.Resampling.LANCZOS)
+    if rng.random() < 0.6:
+        return _browser_window(shown, rng, canvas_w)
+    return _viewer_window(shown, rng, canvas_w)
+
+
+# Photos of a flat sheet (a print for `perspective`, a page for `photographed`).
+
+SURFACES = ("wood", "table", "dark", "fabric")
+
+
+def _value_noise(
+    rng: np.random.Generator, size: tuple[int, int], cell: tuple[float, float]
+) -> np.ndarray:
+    """Smooth noise in about [-1, 1]: random values every `cell` pixels, bicubic in between."""
+    width, height = size
+    grid_w = max(2, math.ceil(width / cell[0]) + 2)
+    grid_h = max(2, math.ceil(height / cell[1]) + 2)
+    grid = rng.uniform(-1, 1, (grid_h, grid_w)).astype(np.float32)
+    return np.asarray(
+        Image.fromarray(grid, "F").resize((width, height), Image.Resampling.BICUBIC),
+        dtype=np.float32,
+    )
+
+
+def surface(kind: str, size: tuple[int, int], rng: random.Random) -> np.ndarray:
+    """What a sheet lies on, as float RGB: a wooden table, a plain table top, a dark desk or a
+    cloth, each with its own grain so the background is not a flat colour."""
+    width, height = size
+    noise_rng = numpy_rng(rng)
+    scale = max(width, height)
+    if kind == "wood":
+        base = np.array(rng.choice(((150, 100, 60), (120, 80, 50), (180, 140, 95))), np.float32)
+        along = rng.random() < 0.5
+        grain = _value_noise(
+            noise_rng, size, (scale / 3, scale / 60) if along else (scale / 60, scale / 3)
+        )
+        rings = np.sin(grain * 9 + _value_noise(noise_rng, size, (scale / 8, scale / 8)) * 3)
+        field = 0.12 * rings + 0.08 * _value_noise(noise_rng, size, (scale / 5, scale / 5))
+    elif kind == "table":
+        base = np.array(rng.choice(((200, 196, 188), (170, 175, 180), (215, 205, 185))), np.float32)
+        field = 0.05 * _value_noise(noise_rng, size, (scale / 4, scale / 4))
+    elif kind == "dark":
+        base = np.array(rng.choice(((40, 40, 44), (25, 30, 38), (55, 45, 40))), np.float32)
+        field = 0.15 * _value_noise(noise_rng, size, (scale / 6, scale / 6))
+    elif kind == "fabric":
+        base = np.array(rng.choice(((70, 90, 130), (120, 50, 50), (90, 110, 80))), np.float32)
+        weave = (
+            np.sin(np.arange(width, dtype=np.float32) * 2.1)[None, :]
+            * np.sin(np.arange(height, dtype=np.float32) * 2.1)[:, None]
+        )
+        field = 0.06 * weave + 0.1 * _value_noise(noise_rng, size, (scale / 5, scale / 5))
+    else:
+        raise ValueError(f"unknown surface {kind!r}; known: {', '.join(SURFACES)}")
+    return base * (1 + field)[..., None]
+
+
+def _perspective_coefficients(
+    output_corners: Sequence[tuple[float, float]], input_corners: Sequence[tuple[float, float]]
+) -> tuple[float, ...]:
+    """The 8 coefficients of Pillow's PERSPECTIVE transform, which maps each output pixel back to
+    the input pixel it shows, from four corner correspondences."""
+    rows, values = [], []
+    for (x, y), (u, v) in zip(output_corners, input_corners, strict=True):
+        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+        values += [u, v]
+    return tuple(float(c) for c in np.linalg.solve(np.array(rows), np.array(values)))
+
+
+def _sheet_corners(
+    width: int, height: int, rng: random.Random, max_shift: float, max_degrees: float
+) -> list[tuple[float, float]]:
+    """Where the sheet's corners land in a photo taken at an angle, in the sheet's own pixels
+    (before the frame is placed): one side foreshortened (the camera tilted towards it), every
+    corner jittered, the whole turned a little. No corner moves by more than `max_shift` of the
+    side along either axis, before the turn."""
+    corners = [[0.0, 0.0], [float(width), 0.0], [float(width), float(height)], [0.0, float(height)]]
+    near_side = rng.randrange(4)  # 0 top, 1 right, 2 bottom, 3 left: the side farther away
+    keystone = rng.uniform(0.6, 0.9) * max_shift
+    ends = ((0, 1), (1, 2), (2, 3), (3, 0))[near_side]
+    axis = 0 if near_side in (0, 2) else 1  # the far side shrinks along itself
+    side = width if axis == 0 else height
+    first, second = ends
+    direction = 1 if corners[first][axis] < corners[second][axis] else -1
+    corners[first][axis] += direction * keystone * side
+    corners[second][axis] -= direction * keystone * side
+    jitter = max_shift - keystone
+    for corner in corners:
+        corner[0] += rng.uniform(-jitter, jitter) * width
+        corner[1] += rng.uniform(-jitter, jitter) * height
+    degrees = rng.uniform(-max_degrees, max_degrees)
+    sin, cos = math.sin(math.radians(degrees)), math.cos(math.radians(degrees))
+    cx, cy = width / 2, height / 2
+    return [
+        (cx + (x - cx) * cos - (y - cy) * sin, cy + (x - cx) * sin + (y - cy) * cos)
+        for x, y in corners
+    ]
+
+
+def _photo_of_sheet(
+    sheet: Image.Image,
+    rng: random.Random,
+    *,
+    max_shift: float,
+    max_degrees: float,
+    hand_shadow: float,
+) -> Image.Image:
+    """`sheet` lying on a surface, photographed at an angle with a phone: perspective, a soft
+    drop shadow, light falling off across the frame (and with probability `hand_shadow` the
+    shadow of the phone or a hand over part of it), a colour cast, lens blur, sensor noise and
+    the phone's JPEG (quality 70-90; the copy is those bytes)."""
+    width, height = sheet.size
+    corners = _sheet_corners(width, height, rng, max_shift, max_degrees)
+    xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    quad_w, quad_h = max(xs) - min(xs), max(ys) - min(ys)
+    # Background on every side: 4-12% of the sheet's size, independently per side.
+    pads = [rng.uniform(0.04, 0.12) * (quad_w if i % 2 == 0 else quad_h) for i in range(4)]
+    frame_w, frame_h = quad_w + pads[0] + pads[2], quad_h + pads[1] + pads[3]
+    # The photo is about as large as the sheet was (phones shoot big; copies get shrunk).
+    scale = max(width, height) * rng.uniform(0.75, 1.0) / max(frame_w, frame_h)
+    scale = min(scale, 2400 / max(frame_w, frame_h))
+    out_w, out_h = max(8, round(frame_w * scale)), max(8, round(frame_h * scale))
+    placed = [
+        ((x - min(xs) + pads[0]) * scale, (y - min(ys) + pads[1]) * scale) for x, y in corners
+    ]
+    originals = [
+        (0.0, 0.0),
+        (float(width), 0.0),
+        (float(width), float(height)),
+        (0.0, float(height)),
+    ]
+    coefficients = _perspective_coefficients(placed, originals)
+    rgba = sheet.convert("RGBA")
+    warped = rgba.transform(
+        (out_w, out_h),
+        Image.Transform.PERSPECTIVE,
+        coefficients,
+        Image.Resampling.BICUBIC,
+        fillcolor=(0, 0, 0, 0),
+    )
+    alpha = np.asarray(warped.getchannel("A"), dtype=np.float32) / 255
+    background = surface(rng.choice(SURFACES), (out_w, out_h), rng)
+    # The sheet's drop shadow: its outline, offset and blurred, darkens the surface around it.
+    offset = (round(rng.uniform(-0.01, 0.02) * out_w), round(rng.uniform(0.0, 0.02) * out_h))
+    shadow = Image.fromarray((alpha * 255).astype(np.uint8), "L").transform(
+        (out_w, out_h), Image.Transform.AFFINE, (1, 0, -offset[0], 0, 1, -offset[1])
+    )
+    shadow = shadow.filter(ImageFilter.GaussianBlur(max(1.0, 0.012 * max(out_w, out_h))))
+    background *= (1 - 0.45 * np.asarray(shadow, dtype=np.float32) / 255)[..., None]
+    pixels = np.asarray(warped.convert("RGB"), dtype=np.float32)
+    pixels = pixels * alpha[..., None] + background * (1 - alpha[..., None])
+    # Light: brighter towards the window, darker away from it.
+    yy, xx = np.mgrid[0:out_h, 0:out_w].astype(np.float32)
+    angle = rng.uniform(0, 2 * math.pi)
+    ramp = (xx / out_w - 0.5) * math.cos(angle) + (yy / out_h - 0.5) * math.sin(angle)
+    light = 1 + rng.uniform(0.2, 0.5) * ramp
+    if rng.random() < hand_shadow:  # a soft-edged shadow over one part of the frame
+        shade_angle = rng.uniform(0, 2 * math.pi)
+        reach = (xx / out_w - 0.5) * math.cos(shade_angle) + (yy / out_h - 0.5) * math.sin(
+            shade_angle
+        )
+        edge = rng.uniform(0.0, 0.3)
+        softness = rng.uniform(0.03, 0.12)
+        covered = 1 / (1 + np.exp(-(reach - edge) / softness))
+        light *= 1 - rng.uniform(0.25, 0.45) * covered
+    cast = np.array([rng.uniform(0.95, 1.05), 1.0, rng.uniform(0.88, 1.0)], np.float32)
+    pixels = np.clip(pixels * light[..., None] * cast, 0, 255)
+    photo = Image.fromarray(pixels.astype(np.uint8), "RGB")
+    radius = max(0.5, rng.uniform(0.0005, 0.0012) * max(out_w, out_h))
+    photo = photo.filter(ImageFilter.GaussianBlur(radius))
+    noisy = Image.fromarray(_with_noise(np.asarray(photo), rng.uniform(2, 5), rng), "RGB")
+    return _resaved(noisy, "JPEG", rng.randint(70, 90))
+
+
+def photo_of_print(image: Image.Image, rng: random.Random) -> Image.Image:
+    """The picture printed with a white margin (3-7% of its longest side), lying on a table or
+    a dark desk, photographed at an angle: corners moved by up to 8-15% of the side, turned up
+    to 4 degrees, lighting falling off across the frame, blur, noise, JPEG 70-90."""
+    margin = max(1, round(max(image.size) * rng.uniform(0.03, 0.07)))
+    paper = tuple(rng.randint(240, 255) for _ in range(3))
+    printed = ImageOps.expand(image, border=margin, fill=paper)
+    return _photo_of_sheet(
+        printed, rng, max_shift=rng.uniform(0.08, 0.15), max_degrees=4.0, hand_shadow=0.25
+    )
+
+
+def photographed(image: Image.Image, rng: random.Random) -> Image.Image:
+    """A document photographed with a phone: corners moved by up to 4-10% of the side, turned
+    up to 3 degrees, on a table, desk or cloth, light falling off across the frame and with
+    probability 0.6 a hand's or phone's shadow over part of it, blur, noise, JPEG 70-90."""
+    return _photo_of_sheet(
+        image, rng, max_shift=rng.uniform(0.04, 0.10), max_degrees=3.0, hand_shadow=0.6
+    )
+
+
+def faxed(image: Image.Image, rng: random.Random) -> Image.Image:
+    """A page sent by fax: sampled at about 100 dpi for a 150 dpi page (x0.55-0.75 across,
+    and in 'standard' mode half that down the page), levelled so the paper is white, then
+    thresholded to black and white (half the time dithered, so tints become dot patterns), with
+    speckle, with probability 0.5 a few
+    streaks along the scan lines, saved as PNG at the original size (blocky) or the fax's own."""
+    width, height = image.size
+    across = rng.uniform(0.55, 0.75)
+    down = across * (0.5 if rng.random() < 0.5 else 1.0)
+    fax_size = (max(8, round(width * across)), max(8, round(height * down)))
+    grey = np.asarray(image.convert("L").resize(fax_size, Image.Resampling.BOX), np.float32)
+    # The machine's automatic exposure: the paper goes white, whatever its tint.
+    paper = max(1.0, float(np.percentile(grey, 90)))
+    grey = np.clip(grey * (255 / paper), 0, 255)
+    if rng.random() < 0.5:  # photo mode: tints and pictures become dot patterns
+        levelled = Image.fromarray(grey.round().astype(np.uint8), "L")
+        bitmap = np.asarray(levelled.convert("1"), dtype=bool)
+    else:  # text mode: one threshold, moved by the sensor's noise
+        grey_pixels = _with_noise(grey, rng.uniform(4, 12), rng)
+        threshold = otsu_threshold(grey_pixels) + rng.randint(-10, 25)
+        bitmap = grey_pixels > threshold
+    paper = bitmap.copy()
+    pixel_rng = numpy_rng(rng)
+    speckle = pixel_rng.random(paper.shape) < rng.uniform(0.0002, 0.0015)
+    paper[speckle] = ~paper[speckle]
+    if rng.random() < 0.5:  # a dirty scan head: a few rows dropped out white, or inked black
+        for row in pixel_rng.choice(paper.shape[0], size=rng.randint(2, 6), replace=False):
+            paper[row, :] = rng.random() < 0.5
+    fax = Image.fromarray(np.where(paper, 255, 0).astype(np.uint8), "L")
+    final_size = (width, height) if rng.random() < 0.5 else (fax_size[0], round(height * across))
+    fax = fax.resize(final_size, Image.Resampling.NEAREST).convert("RGB")
+    fax.info[_SAVE_AS] = ("png", None)
+    return fax
+
+
 @dataclass(frozen=True)
 class Family:
     """One kind of edited copy in the labelled benchmark."""
@@ -562,6 +1155,34 @@ FAMILIES: dict[str, Family] = {
             "applied in sequence",
             _combo(3),
         ),
+        Family("turn", "rotated by exactly 90, 180 or 270 degrees, drawn at random", turn),
+        Family(
+            "perspective",
+            "a photo of a print: the picture with a white margin (3-7% of its longest side) on a "
+            "table, desk or cloth, photographed at an angle (corners moved by up to 8-15% of the "
+            "side, turned up to 4 degrees), light falling off across the frame, soft drop shadow, "
+            "blur, noise, JPEG 70-90; background shows all round",
+            photo_of_print,
+        ),
+        Family(
+            "pip",
+            "picture in picture: shown in a screenshot of a browser page (tabs, address bar, "
+            "text, maybe a sidebar and other thumbnails) or a photo app (title bar, filmstrip), "
+            "scaled to 35-70% of the screenshot's width",
+            picture_in_picture,
+        ),
+        Family("stretch", "one axis (either) stretched by 1.15-1.4, the other kept", stretch),
+        Family(
+            "tight_crop",
+            "crop keeping 30-45% of the area at a random position, aspect changed by 0.75-1.33",
+            tight_crop,
+        ),
+        Family(
+            "meme",
+            "meme text, white with a black outline, at the top and the bottom (letters 9-14% of "
+            "the height, each line at most the picture's width)",
+            meme,
+        ),
         Family(
             "rescan",
             "a document page printed and scanned again: turned up to +-3 degrees, scaled "
@@ -570,6 +1191,23 @@ FAMILIES: dict[str, Family] = {
             "to black and white (saved as PNG)",
             rescan,
             documents=True,
+        ),
+        Family(
+            "photographed",
+            "a document photographed with a phone: corners moved by up to 4-10% of the side, "
+            "turned up to 3 degrees, on a table, desk or cloth, light falling off across the "
+            "frame, 60% with a hand's or phone's shadow over part of it, blur, noise, JPEG 70-90",
+            photographed,
+            documents=True,
+        ),
+        Family(
+            "faxed",
+            "a document sent by fax: sampled at about 100 dpi (x0.55-0.75 across, half that down "
+            "the page in standard mode), black and white (half dithered), speckle, some streaks, "
+            "PNG at the original size or the fax's own",
+            faxed,
+            documents=True,
+            extension="png",
         ),
     )
 }

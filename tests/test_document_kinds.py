@@ -1,0 +1,109 @@
+"""Everyday documents: records of one template that differ only in a date and an amount (the
+hard negatives of a document archive), each with a rescan, a phone photo and a fax that share
+its source."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dedup_gpu.document_kinds import COPY_FAMILIES, DOCUMENT_KINDS, write_documents
+from dedup_gpu.synth import LabelledImage
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> list[LabelledImage]:
+    return write_documents(tmp_path_factory.mktemp("documents"), seed=6, size="tiny")
+
+
+def pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+def test_every_record_has_a_rescan_a_photo_and_a_fax_sharing_its_source(
+    tiny: list[LabelledImage],
+) -> None:
+    # tiny: one template of each kind, two records each
+    originals = [label for label in tiny if label.family == "original"]
+    assert Counter(label.kind for label in originals) == {
+        f"document:{kind}": 2 for kind in DOCUMENT_KINDS
+    }
+    assert len({label.source for label in originals}) == len(originals)
+    families: dict[str, list[str]] = defaultdict(list)
+    for label in tiny:
+        families[label.source].append(label.family)
+        assert label.path.is_file()
+        assert label.kind.removeprefix("document:") in DOCUMENT_KINDS
+    for found in families.values():
+        assert found == ["original", *COPY_FAMILIES]
+
+
+def test_two_records_of_a_template_differ_only_in_small_patches(
+    tiny: list[LabelledImage],
+) -> None:
+    for kind in DOCUMENT_KINDS:
+        first, second = (
+            pixels(label.path)
+            for label in tiny
+            if label.kind == f"document:{kind}" and label.family == "original"
+        )
+        assert first.shape == second.shape, kind
+        changed = np.any(first != second, axis=2)
+        # Something differs (the date, the amount), and only a few percent of the page.
+        assert 0.0001 < changed.mean() < 0.05, (kind, changed.mean())
+        rows = np.flatnonzero(changed.any(axis=1))
+        # Two values: the changed rows form few bands, not the whole page.
+        bands = 1 + np.count_nonzero(np.diff(rows) > 3)
+        assert bands <= 4, (kind, bands)
+
+
+def test_the_kinds_look_like_what_they_are(tiny: list[LabelledImage]) -> None:
+    shapes = {}
+    for label in tiny:
+        if label.family == "original":
+            shapes[label.kind.removeprefix("document:")] = pixels(label.path).shape[:2]
+    height, width = shapes["receipt"]
+    assert height > 2 * width  # a narrow, tall till roll
+    height, width = shapes["id_card"]
+    assert width / height == pytest.approx(85.6 / 54, rel=0.02)  # the ID-1 card format
+    for kind in ("invoice", "letter", "lab_report"):
+        height, width = shapes[kind]
+        assert height / width == pytest.approx(297 / 210, rel=0.02)  # A4
+
+
+def test_a_fax_is_black_and_white_and_a_photo_shows_the_desk(tiny: list[LabelledImage]) -> None:
+    for label in tiny:
+        if label.family == "faxed":
+            assert label.path.suffix == ".png"
+            values = np.unique(pixels(label.path))
+            assert set(values.tolist()) <= {0, 255}
+        if label.family == "photographed":
+            with Image.open(label.path) as image:
+                assert image.format == "JPEG"
+            photo = pixels(label.path)
+            # The corners show the surface the document lies on, not white paper.
+            corners = [photo[:3, :3], photo[:3, -3:], photo[-3:, :3], photo[-3:, -3:]]
+            assert min(float(corner.mean()) for corner in corners) < 235, label.path.name
+
+
+def test_the_same_seed_writes_the_same_bytes(tmp_path: Path) -> None:
+    first = write_documents(tmp_path / "first", seed=1, size="tiny", kinds=["receipt"])
+    again = write_documents(tmp_path / "again", seed=1, size="tiny", kinds=["receipt"])
+    other = write_documents(tmp_path / "other", seed=2, size="tiny", kinds=["receipt"])
+
+    assert [label.path.name for label in first] == [label.path.name for label in again]
+    for one, two in zip(first, again, strict=True):
+        assert one.path.read_bytes() == two.path.read_bytes(), one.path.name
+    assert first[0].path.read_bytes() != other[0].path.read_bytes()
+
+
+def test_unknown_kinds_and_sizes_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown document kinds"):
+        write_documents(tmp_path, seed=0, size="tiny", kinds=["passport"])
+    with pytest.raises(ValueError, match="unknown size"):
+        write_documents(tmp_path, seed=0, size="huge")
