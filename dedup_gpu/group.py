@@ -81,9 +81,11 @@ def _member(file: ImageFile, info: ImageInfo, score: float, exact: bool, matched
     )
 
 
-# Rejected verifications an image may run into before it stops trying candidates, unless most of
-# what it verified were copies (a family of near copies goes on until every copy is in).
+# Candidates an image is offered before it stops trying: each copy found adds two more, so a
+# family of near copies goes on until every copy is in, while look-alikes cost a few checks each.
 REJECTION_BUDGET = 6
+BEST_BY_SCORE = 2  # an image's best-scoring candidates are always offered
+LAST_CHANCES = 3  # checks against a group's centre a lone image gets once grouping settles
 
 
 @dataclass(frozen=True)
@@ -114,10 +116,10 @@ def build_groups(
     With `check`, only pairs it accepts become edges, and only the edges the grouping would use
     (centre -> member) are checked, a batch a round: a rejected edge is removed and the grouping
     redone, until every edge used has been accepted. Work is bounded per image: each image's
-    candidates are taken in `priority` order (default: score) and an image stops being offered
-    new candidates once `budget` of its checks were rejected, unless most of its checks were
-    accepted (a family of copies grows until it is complete). `verdicts` (keyed by row pair)
-    explain members.
+    candidates are taken in `priority` order (default: score), and an image is offered the
+    first `budget` of them plus two for each copy it found, so a family of copies of any size
+    is completed while a cluster of look-alikes costs a few checks per image. `verdicts` (keyed
+    by row pair) explain members.
     """
     key = keep_key(policy)
     files_in_order = [
@@ -149,13 +151,18 @@ def build_groups(
         usable = candidates.select(eligible)
         slots = np.flatnonzero(eligible)
         conflicts = candidates.select(apart)
-        centre = _star_assignment(len(contents), _central_first(usable, rank), usable, conflicts)
+        # Centres are chosen over every candidate not turned down, so they stay put as images
+        # are offered more of their lists; only offered edges may join a member to one.
+        visit = _central_first(candidates.select(accepted), rank)
+        centre = _star_assignment(len(contents), visit, usable, conflicts)
         in_use = [
             centre[b] == a or centre[a] == b
             for a, b in zip(usable.left.tolist(), usable.right.tolist(), strict=True)
         ]
         used = slots[np.array(in_use, dtype=bool)] if in_use else slots
         unchecked = used[~known[used]]
+        if lists is not None and not len(unchecked):
+            unchecked = lists.second_chances(centre, accepted & ~known)
         if verification is None or lists is None or not len(unchecked):
             break
         result = np.asarray(verification.check(candidates.select(unchecked)), dtype=bool)
@@ -237,11 +244,11 @@ def _largest_first(groups: list[Group]) -> list[Group]:
 
 class _CandidateLists:
     """Each image's candidates in the order they are tried, and how far down its list each image
-    is offered: `budget` rejections past the copies it found, or the whole list for a family of
-    copies (an image most of whose checks found copies). An image that has run into half its
-    budget has its list ranked again, once, by `priority` (signature similarity, which knows a
-    rescan from another fill of the form better than the embedding does), so that its likeliest
-    copies are tried before the rest of its budget is spent."""
+    is offered: `budget` places, and two more for each copy it found. An image whose first check
+    turned up no copy has its list ranked again, once, by `priority` (signature similarity, which
+    knows a rescan from another fill of a form better than the embedding does), so that its
+    likeliest copies are tried before the rest of its budget is spent. Images whose best
+    candidates are copies never need the (dearer) signatures."""
 
     def __init__(
         self,
@@ -258,8 +265,12 @@ class _CandidateLists:
         self.turned_down = np.zeros(count, dtype=np.int64)
         self.spent_before_ranking = np.zeros(count, dtype=np.int64)
         self.ranked = np.zeros(count, dtype=bool)
+        self.chances = np.zeros(count, dtype=np.int64)  # last chances given to lone images
         self.count = count
         self._place()
+        # Places by embedding score alone, kept: an image is always offered its best-scoring
+        # candidates too, whatever the signatures say (they can undervalue a small copy).
+        self.score_left, self.score_right = self.place_left, self.place_right
 
     def _place(self) -> None:
         self.place_left, self.place_right = _places_in_lists(
@@ -270,15 +281,46 @@ class _CandidateLists:
         return self.copies >= np.maximum(2, self.turned_down)
 
     def offered(self) -> np.ndarray:
-        """Per candidate pair: whether it is within reach of either image's list."""
-        reach = np.where(
-            self._families(),
-            np.iinfo(np.int64).max,
-            self.budget + self.copies + self.spent_before_ranking,
+        """Per candidate pair: whether it is within reach of either image's list. Each copy an
+        image found lets it go two places further down its list, so a family of copies of any
+        size is completed in a few rounds, while rejections stay below `budget` plus the copies
+        found (and what was spent before the list was ranked again)."""
+        reach = self.budget + 2 * self.copies + self.spent_before_ranking
+        return (
+            (self.place_left < reach[self.candidates.left])
+            | (self.place_right < reach[self.candidates.right])
+            | (self.score_left < BEST_BY_SCORE)
+            | (self.score_right < BEST_BY_SCORE)
         )
-        return (self.place_left < reach[self.candidates.left]) | (
-            self.place_right < reach[self.candidates.right]
+
+    def second_chances(self, centre: list[int], untried: np.ndarray) -> np.ndarray:
+        """Once the grouping has settled: for each image left alone, its likeliest untried
+        candidate (in its list's order) that is the centre of a group or alone too, so that no
+        image misses its original because its list was spent on look-alikes (one check per
+        image a round, LAST_CHANCES rounds at most)."""
+        centres = np.asarray(centre)
+        size = np.bincount(centres, minlength=self.count)
+        alone = (centres == np.arange(self.count)) & (size == 1) & (self.chances < LAST_CHANCES)
+        slots = []
+        for ends, others in (
+            (self.candidates.left, self.candidates.right),
+            (self.candidates.right, self.candidates.left),
+        ):
+            fits = untried & alone[ends] & (centres[others] == others)
+            slots.append(np.flatnonzero(fits))
+        found = np.concatenate(slots)
+        if not len(found):
+            return found
+        lonely = np.where(
+            alone[self.candidates.left[found]],
+            self.candidates.left[found],
+            self.candidates.right[found],
         )
+        order = np.lexsort((-self.order[found], lonely))  # likeliest first, as ranked
+        first = np.unique(lonely[order], return_index=True)[1]
+        chosen = np.unique(found[order][first])
+        np.add.at(self.chances, np.unique(lonely), 1)
+        return chosen
 
     def record(self, slots: np.ndarray, accepted: np.ndarray) -> None:
         checked = self.candidates.select(slots)
@@ -287,7 +329,7 @@ class _CandidateLists:
             np.add.at(self.turned_down, ends[~accepted], 1)
         if self.priority is None:
             return
-        crowded = (self.turned_down >= max(1, self.budget // 2)) & ~self.ranked & ~self._families()
+        crowded = (self.turned_down >= 1) & ~self.ranked & ~self._families()
         if not crowded.any():
             return
         touching = np.flatnonzero(crowded[self.candidates.left] | crowded[self.candidates.right])

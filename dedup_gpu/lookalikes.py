@@ -1091,3 +1091,32 @@ def write_lookalikes(
                 copy = save_copy(scanned, out_dir / f"{source}__rescan", rescan)
                 labels.append(LabelledImage(copy, source, "rescan", kind))
     return labels
+
+
+def write_form_fills(
+    out_dir: str | Path, *, seed: int, count: int, size: str = "full"
+) -> list[LabelledImage]:
+    """`count` fills of one form template, each with one rescan sharing its source: the
+    look-alike cluster that makes verification's work grow with its size (every fill scores up to
+    0.98 against every other, its own rescan lower). For benchmarks of that cost
+    (benchmarks/verify_scaling.py). Files are `fill_<n>.png` and `fill_<n>__rescan.<ext>`."""
+    if size not in _SCALES:
+        raise ValueError(f"unknown size {size!r}; expected one of {', '.join(_SCALES)}")
+    scale = _SCALES[size]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vocabulary = _Vocabulary(_rng(seed, "form-vocabulary", 0), 200)
+    template = _form_template(seed, 0, scale.page, vocabulary)
+    unit = scale.page[0] / 1240
+    rescan = FAMILIES["rescan"]
+    labels = []
+    for fill in range(count):
+        source = f"fill_{fill:05d}"
+        page = _filled_form(template, _rng(seed, "form-fill", 0, fill), vocabulary, unit)
+        path = out_dir / f"{source}.png"
+        page.save(path, "PNG")
+        labels.append(LabelledImage(path, source, "original", "lookalike:forms"))
+        scanned = rescan.edit(page, random.Random(f"{seed}:{source}:rescan"))
+        copy = save_copy(scanned, out_dir / f"{source}__rescan", rescan)
+        labels.append(LabelledImage(copy, source, "rescan", "lookalike:forms"))
+    return labels

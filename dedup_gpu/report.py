@@ -331,6 +331,16 @@ class ReportedGroup:
 
 
 @dataclass(frozen=True)
+class ReportedPair:
+    """A candidate pair a saved report lists as unverified: too plain to tell either way."""
+
+    path_a: str
+    path_b: str
+    score: float
+    reason: str
+
+
+@dataclass(frozen=True)
 class SavedReport:
     """A report file read back: its groups as typed records, the rest as parsed JSON."""
 
@@ -342,6 +352,7 @@ class SavedReport:
     groups: tuple[ReportedGroup, ...]
     errors: tuple[FileError, ...]
     raw: dict[str, Any]
+    unverified: tuple[ReportedPair, ...] = ()  # reports of version 6 and later
 
     def kept_paths(self) -> set[str]:
         return {group.keep.path for group in self.groups}
@@ -387,6 +398,15 @@ def read_report(path: str) -> SavedReport:
         errors = tuple(
             FileError(str(item["path"]), str(item["reason"])) for item in data.get("errors", [])
         )
+        unverified = tuple(
+            ReportedPair(
+                str(item["paths"][0]),
+                str(item["paths"][1]),
+                float(item["score"]),
+                str((item.get("verification") or {}).get("reason", "")),
+            )
+            for item in data.get("unverified_pairs", [])
+        )
     except (KeyError, TypeError, ValueError) as error:
         raise ReportError(
             f"{path} has a malformed group or error entry ({type(error).__name__}: {error})",
@@ -401,6 +421,7 @@ def read_report(path: str) -> SavedReport:
         groups=groups,
         errors=errors,
         raw=data,
+        unverified=unverified,
     )
 
 

@@ -157,6 +157,9 @@ def _all_paths(report: SavedReport) -> Iterator[str]:
         yield group.keep.path
         for item in group.duplicates:
             yield item.path
+    for pair in report.unverified:
+        yield pair.path_a
+        yield pair.path_b
 
 
 def _thumbnail_name(path: str) -> str:
@@ -301,6 +304,19 @@ def _file_data(
     return entry
 
 
+def _pair_file(path: str, thumbnails: dict[str, str], unreadable: dict[str, str]) -> dict:
+    entry: dict[str, Any] = {"p": path}
+    if path.startswith(("http://", "https://")):
+        entry["o"] = path
+    elif is_local(path) and os.path.isabs(path):
+        entry["o"] = "file"
+    if path in thumbnails:
+        entry["t"] = thumbnails[path]
+    else:
+        entry["e"] = unreadable.get(path, "no preview")
+    return entry
+
+
 def _page_data(
     report: SavedReport,
     thumbnails: dict[str, str],
@@ -323,6 +339,16 @@ def _page_data(
         "format": DECISIONS_FORMAT,
         "version": DECISIONS_VERSION,
         "groups": groups,
+        # Candidates too plain to verify: shown for a person to judge, in no decision.
+        "unverified": [
+            {
+                "a": _pair_file(pair.path_a, thumbnails, unreadable),
+                "b": _pair_file(pair.path_b, thumbnails, unreadable),
+                "s": round(pair.score, 4),
+                "v": pair.reason,
+            }
+            for pair in report.unverified
+        ],
         # Python's sort order of the duplicate paths, so the page's decisions match
         # decisions_for to the byte (JavaScript compares UTF-16 units, Python code points).
         "order": _sorted_duplicate_indices(report),
@@ -374,6 +400,7 @@ def _html(data: dict[str, Any]) -> str:
             '<nav class="pager" id="pager-top"></nav>',
             '<main id="groups"></main>',
             '<nav class="pager" id="pager-bottom"></nav>',
+            '<section id="unverified"></section>',
             '<pre id="decisions-json" class="hidden"></pre>',
             f'<script type="application/json" id="report-data">{_json_for_script(data)}</script>',
             f"<script>{_SCRIPT}</script>",
@@ -548,6 +575,51 @@ _SCRIPT = r"""
     return figure;
   }
 
+  function renderPairFile(file) {
+    const figure = el("figure", "file");
+    if (file.t) {
+      const img = el("img", "thumb");
+      img.setAttribute("loading", "lazy");
+      img.setAttribute("alt", "");
+      img.setAttribute("src", data.thumbs + file.t);
+      figure.appendChild(img);
+    } else {
+      figure.appendChild(el("div", "placeholder", "no preview: " + file.e));
+    }
+    const url = originalUrl(file);
+    const caption = el("figcaption", "path");
+    if (url) {
+      const link = el("a", null, file.p);
+      link.setAttribute("href", url);
+      link.setAttribute("target", "_blank");
+      link.setAttribute("rel", "noopener");
+      caption.appendChild(link);
+    } else {
+      caption.textContent = file.p;
+    }
+    figure.appendChild(caption);
+    return figure;
+  }
+  function renderUnverified() {
+    const pairs = data.unverified || [];
+    if (!pairs.length) return;
+    const section = document.getElementById("unverified");
+    section.appendChild(el("h2", null, pairs.length + " candidate pairs left unverified"));
+    section.appendChild(el("p", "meta",
+      "The embedding finds these alike, but they are too plain (smooth, flat or nearly blank) " +
+      "for verification to tell a copy from a look-alike. They are in no group and no " +
+      "decision; compare them by eye."));
+    pairs.forEach(function (pair, i) {
+      const item = el("div", "group unverified-pair");
+      item.appendChild(el("h3", null, "Pair " + (i + 1) + ": score " + pair.s.toFixed(4)));
+      const row = el("div", "files");
+      row.append(renderPairFile(pair.a), renderPairFile(pair.b));
+      item.appendChild(row);
+      item.appendChild(el("div", "line", pair.v));
+      section.appendChild(item);
+    });
+  }
+
   function renderGroup(entry) {
     const files = groups[entry.index];
     const section = el("section", "group");
@@ -669,6 +741,7 @@ _SCRIPT = r"""
   buildHeader();
   buildControls();
   apply();
+  renderUnverified();
   updateDecisions();
 })();
 """

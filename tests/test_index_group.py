@@ -349,3 +349,72 @@ def test_find_pairs_can_search_approximately_and_stays_in_row_numbers() -> None:
     exact = find_pairs(embeddings, 0.9)
     approximate = find_pairs(embeddings, 0.9, search=replace(IVF, nprobe=32))
     assert pair_set(exact) == pair_set(approximate) == brute_force(embeddings[ids], 0.9)
+
+
+def _everything_pairs(count: int, score_of) -> Pairs:
+    left, right = np.triu_indices(count, 1)
+    scores = np.array([score_of(a, b) for a, b in zip(left, right, strict=True)], np.float32)
+    return Pairs(left.astype(np.int64), right.astype(np.int64), scores)
+
+
+def _images(count: int) -> tuple[list[ContentGroup], list[ImageInfo]]:
+    contents = [
+        ContentGroup(files=(ImageFile(f"/img{i:04d}.jpg", 1000 + i, 0.0),), digest=None)
+        for i in range(count)
+    ]
+    return contents, [ImageInfo(100, 100)] * count
+
+
+def test_a_family_of_300_near_copies_groups_completely_in_a_few_rounds() -> None:
+    from dedup_gpu.group import Verification
+
+    contents, infos = _images(300)
+    pairs = _everything_pairs(300, lambda a, b: 0.9)
+    checked: list[int] = []
+
+    def check(batch: Pairs) -> np.ndarray:
+        checked.append(len(batch))
+        return np.ones(len(batch), dtype=bool)  # every one is a copy of every other
+
+    groups = build_groups(contents, infos, pairs, 0.5, check=Verification(check))
+    assert len(groups) == 1 and len(groups[0].duplicates) == 299
+    assert sum(checked) == 299  # only the centre's edges: one check per member
+    assert len(checked) <= 6  # rounds grow with the log of the family, not its size
+
+
+@pytest.mark.parametrize("count", [100, 500])
+def test_a_cluster_of_look_alikes_costs_a_bounded_number_of_checks_per_image(count: int) -> None:
+    # `count` records that all look alike (every pair a candidate), each with one true copy:
+    # rows 2k and 2k+1. The embedding ranks the true copy low among the look-alikes; the
+    # priority (a stand-in for the signatures) ranks it first.
+    from dedup_gpu.group import Verification
+
+    size = 2 * count
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(0.80, 0.98, size=(size, size))
+
+    def score(a: int, b: int) -> float:
+        return 0.7 if a // 2 == b // 2 else float(noise[a, b])
+
+    contents, infos = _images(size)
+    pairs = _everything_pairs(size, score)
+    checked: list[int] = []
+
+    def check(batch: Pairs) -> np.ndarray:
+        checked.append(len(batch))
+        return batch.left // 2 == batch.right // 2
+
+    def priority(batch: Pairs) -> np.ndarray:
+        return np.where(batch.left // 2 == batch.right // 2, 3.0, 2.0 + batch.score / 10)
+
+    groups = build_groups(
+        contents, infos, pairs, 0.5, check=Verification(check, priority=priority)
+    )
+    found = sorted(
+        (int(g.keep.path[4:8]) // 2, *(int(m.path[4:8]) // 2 for m in g.duplicates))
+        for g in groups
+    )
+    assert found == [(k, k) for k in range(count)]  # every record with its copy, nothing else
+    assert len(pairs) == size * (size - 1) // 2
+    assert sum(checked) / size <= 6  # checks per image stay below the budget
+    assert len(checked) <= 20  # and so do the rounds

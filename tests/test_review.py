@@ -289,7 +289,7 @@ class _Dom(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = {name: value or "" for name, value in attrs}
         self.elements.append((tag, attributes))
-        if "id" in attributes and tag in ("pre", "span", "div"):
+        if "id" in attributes and tag in ("pre", "span", "div", "section"):
             self._open_ids.append((tag, attributes["id"]))
             self.text_by_id[attributes["id"]] = ""
 
@@ -388,3 +388,38 @@ def test_browser_links_only_originals_a_browser_can_open(tmp_path: Path) -> None
     links = sorted(attrs["href"] for tag, attrs in dom.elements if tag == "a" and "href" in attrs)
     links = [link for link in links if not link.startswith("blob:")]
     assert links == [kept.as_uri(), web], links  # not the tar member, not the s3 key
+
+
+def test_browser_lists_pairs_left_unverified_apart_from_the_groups(
+    small_report, tmp_path: Path
+) -> None:
+    # Two smooth gradients verification could not tell apart: the page shows them side by side
+    # under their own heading, with the reason, and they are in no decision.
+    _chromium()
+    report_path, files = small_report
+    report = json.loads(report_path.read_text())
+    report["version"] = 6
+    first = _photo(tmp_path / "plain" / "sky.jpg", "lightblue")
+    second = _photo(tmp_path / "plain" / EVIL, "lightsteelblue")
+    reason = "plain: too plain to compare: colour varies by 1.2 over the overlap"
+    report["unverified_pairs"] = [
+        {
+            "paths": [str(first), str(second)],
+            "score": 0.93,
+            "verification": {"accepted": False, "outcome": "unverified", "reason": reason},
+        }
+    ]
+    report_path.write_text(json.dumps(report), encoding="utf-8")
+    saved = read_report(str(report_path))
+    assert [(p.path_a, p.path_b) for p in saved.unverified] == [(str(first), str(second))]
+
+    page = write_review(saved, str(tmp_path / "review.html"))
+    dom = _Dom(_browse(Path(page.html_path).as_uri(), tmp_path, "--dump-dom"))
+    pairs = dom.with_class("unverified-pair")
+    assert len(pairs) == 1
+    assert "1 candidate pairs left unverified" in dom.text_by_id["unverified"]
+    assert reason in dom.text_by_id["unverified"]
+    assert EVIL in dom.text_by_id["unverified"]  # as text
+    decisions = json.loads(dom.text_by_id["decisions-json"])
+    assert str(first) not in decisions["remove"] + decisions["keep"]
+    assert len(dom.with_class("group")) == 3 + 1  # the three groups, and the pair's own box

@@ -27,51 +27,124 @@ class Alignment:
     inliers: int
 
 
-def fit_similarity(
-    a: Keypoints, b: Keypoints, settings: VerifySettings
-) -> tuple[np.ndarray | None, int]:
+def _matches(a: Keypoints, b: Keypoints) -> tuple[np.ndarray, np.ndarray] | None:
+    """Matched points (b's, a's) that pass Lowe's ratio test, or None when there are none."""
     import cv2
 
     if a.descriptors is None or b.descriptors is None or len(a.points) < 2 or len(b.points) < 2:
-        return None, 0
+        return None
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
     good = [
         pair[0]
         for pair in matcher.knnMatch(b.descriptors, a.descriptors, k=2)
         if len(pair) == 2 and pair[0].distance < 0.8 * pair[1].distance
     ]
-    if len(good) < settings.min_inliers:
-        return None, 0
+    if not good:
+        return None
     source = b.points[[m.queryIdx for m in good]]
     target = a.points[[m.trainIdx for m in good]]
+    return source, target
+
+
+def fit_similarity(
+    a: Keypoints, b: Keypoints, settings: VerifySettings
+) -> tuple[np.ndarray | None, int]:
+    """The similarity transform (crop, scale, rotation) from b's keypoints to a's, by RANSAC,
+    and its inliers; matrix None when there is no consistent fit."""
+    found = keypoint_fits(a, b, settings, shapes=None)
+    return (found[0].matrix, found[0].inliers) if found else (None, 0)
+
+
+def keypoint_fits(
+    a: Keypoints,
+    b: Keypoints,
+    settings: VerifySettings,
+    shapes: tuple[tuple[int, int], tuple[int, int]] | None,
+    mirrored: bool = False,
+) -> list[Alignment]:
+    """RANSAC fits of b's matched keypoints onto a's: the similarity transform first (crop,
+    scale, rotation); then, when `shapes` (b's and a's thumbnail shapes) are given and the
+    similarity leaves matches unexplained, an affine transform (a copy stretched along one axis)
+    and a homography (a photo of a print or a screen), each kept only if it is plausible for a
+    copy (transforms.plausible_*) and explains clearly more matches than the similarity did.
+    Empty when nothing fits; the similarity's inliers are then reported by `rejected_inliers`."""
+    import cv2
+
+    matched = _matches(a, b)
+    if matched is None or len(matched[0]) < settings.min_inliers:
+        return []
+    source, target = matched
+    methods = (
+        (
+            VerifyMethod.keypoints_mirrored,
+            VerifyMethod.affine_mirrored,
+            VerifyMethod.homography_mirrored,
+        )
+        if mirrored
+        else (VerifyMethod.keypoints, VerifyMethod.affine, VerifyMethod.homography)
+    )
     matrix, inlier_mask = cv2.estimateAffinePartial2D(
         source, target, method=cv2.RANSAC, ransacReprojThreshold=4.0, maxIters=2000
     )
-    if matrix is None:
-        return None, 0
-    inliers = int(inlier_mask.sum())
-    if inliers < settings.min_inliers or inliers < settings.min_inlier_ratio * len(good):
-        return None, inliers
-    matrix = transforms.from_affine(matrix)
-    if not 1 / 16 < transforms.similarity_scale(matrix) < 16:  # degenerate fits on texture
-        return None, inliers
-    return matrix, inliers
+    found: list[Alignment] = []
+    similarity_inliers = 0
+    if matrix is not None:
+        similarity_inliers = int(inlier_mask.sum())
+        matrix = transforms.from_affine(matrix)
+        if _enough(similarity_inliers, len(source), settings) and (
+            1 / 16 < transforms.similarity_scale(matrix) < 16  # degenerate fits on texture
+        ):
+            found.append(Alignment(matrix, methods[0], similarity_inliers))
+    if shapes is None or len(source) < settings.min_perspective_inliers:
+        return found
+    if similarity_inliers >= settings.confident_inliers and similarity_inliers >= 0.5 * len(source):
+        return found  # the similarity explains most matches: no stretch or perspective to find
+    b_shape, _ = shapes
+    needed = max(settings.min_perspective_inliers, 1.15 * similarity_inliers + 3)
+    matrix, inlier_mask = cv2.estimateAffine2D(
+        source, target, method=cv2.RANSAC, ransacReprojThreshold=4.0, maxIters=2000
+    )
+    if matrix is not None:
+        inliers = int(inlier_mask.sum())
+        matrix = transforms.from_affine(matrix)
+        if (
+            inliers >= needed
+            and _enough(inliers, len(source), settings)
+            and transforms.plausible_affine(matrix, settings.max_stretch)
+        ):
+            found.append(Alignment(matrix, methods[1], inliers))
+            needed = max(needed, 1.1 * inliers + 2)
+    matrix, inlier_mask = cv2.findHomography(source, target, cv2.RANSAC, 4.0, maxIters=2000)
+    if matrix is not None and abs(matrix[2, 2]) > 1e-9:
+        matrix = matrix / matrix[2, 2]
+        inliers = int(inlier_mask.sum())
+        if (
+            inliers >= needed
+            and _enough(inliers, len(source), settings)
+            and transforms.plausible_homography(
+                matrix, b_shape, settings.max_stretch, settings.max_foreshortening
+            )
+        ):
+            found.append(Alignment(matrix, methods[2], inliers))
+    return found
+
+
+def _enough(inliers: int, matches: int, settings: VerifySettings) -> bool:
+    return inliers >= settings.min_inliers and inliers >= settings.min_inlier_ratio * matches
 
 
 def alignments(a: Thumbnail, b: Thumbnail, settings: VerifySettings) -> list[Alignment]:
-    """Ways to map b's thumbnail onto a's worth comparing: the keypoint fits (plain and mirrored)
-    and, for frames of the same shape, the whole frame stretched (for copies too small or too
-    blurred for keypoints). The mirror image is tried when the plain fit is weak."""
-    found = []
-    matrix, inliers = fit_similarity(a.keypoints, b.keypoints, settings)
-    if matrix is not None:
-        found.append(Alignment(matrix, VerifyMethod.keypoints, inliers))
-    best = inliers
-    if matrix is None or inliers < settings.confident_inliers:
-        mirrored = mirrored_alignment(a, b, settings)
-        best = max(best, mirrored.inliers)
-        if mirrored.matrix is not None:
-            found.append(mirrored)
+    """Ways to map b's thumbnail onto a's worth comparing: the keypoint fits (similarity, and
+    affine or perspective where they explain more; plain and mirrored) and, for frames of the
+    same shape, the whole frame stretched (for copies too small or too blurred for keypoints).
+    The mirror image is tried when the plain fit is weak."""
+    shapes = (b.shape, a.shape)
+    found = keypoint_fits(a.keypoints, b.keypoints, settings, shapes)
+    best = max((fit.inliers for fit in found), default=_similarity_inliers(a, b, settings))
+    if best < settings.confident_inliers:
+        mirrored = mirrored_alignments(a, b, settings)
+        best = max([best, *(fit.inliers for fit in mirrored)])
+        found.extend(mirrored)
     if not found and same_aspect(a, b):
         found.extend(whole_frame(a, b, best))
     if not found:
@@ -79,13 +152,33 @@ def alignments(a: Thumbnail, b: Thumbnail, settings: VerifySettings) -> list[Ali
     return found
 
 
+def _similarity_inliers(a: Thumbnail, b: Thumbnail, settings: VerifySettings) -> int:
+    """Inliers of the best similarity fit even when too few to count (for the report)."""
+    import cv2
+
+    matched = _matches(a.keypoints, b.keypoints)
+    if matched is None or len(matched[0]) < 2:
+        return 0
+    _, mask = cv2.estimateAffinePartial2D(*matched, method=cv2.RANSAC, ransacReprojThreshold=4.0)
+    return 0 if mask is None else int(mask.sum())
+
+
+def mirrored_alignments(a: Thumbnail, b: Thumbnail, settings: VerifySettings) -> list[Alignment]:
+    """The keypoint fits of b's mirror image onto a, as maps from b itself."""
+    unmirror = transforms.mirror(b.shape[1])
+    return [
+        Alignment(fit.matrix @ unmirror, fit.method, fit.inliers)
+        for fit in keypoint_fits(a.keypoints, b.mirrored, settings, (b.shape, a.shape), True)
+        if fit.matrix is not None
+    ]
+
+
 def mirrored_alignment(a: Thumbnail, b: Thumbnail, settings: VerifySettings) -> Alignment:
-    """The keypoint fit of b's mirror image onto a (matrix None when there is none)."""
-    matrix, inliers = fit_similarity(a.keypoints, b.mirrored, settings)
-    if matrix is not None:
-        # b's mirrored keypoints live in the mirrored frame: unmirror first, then map.
-        matrix = matrix @ transforms.mirror(b.shape[1])
-    return Alignment(matrix, VerifyMethod.keypoints_mirrored, inliers)
+    """The best keypoint fit of b's mirror image onto a (matrix None when there is none)."""
+    found = mirrored_alignments(a, b, settings)
+    if not found:
+        return Alignment(None, VerifyMethod.keypoints_mirrored, 0)
+    return max(found, key=lambda fit: fit.inliers)
 
 
 def whole_frame(a: Thumbnail, b: Thumbnail, inliers: int = 0) -> list[Alignment]:

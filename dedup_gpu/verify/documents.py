@@ -19,30 +19,89 @@ if TYPE_CHECKING:
 
 
 def looks_like_document(rgb: np.ndarray, grey: np.ndarray | None = None) -> bool:
-    """A paper page: mostly near-white paper, little colour, and the rest thin dark strokes
-    (text, rules, boxes) rather than shaded areas. Text pages and forms, scanned or generated,
-    pass; photos, including bright ones and objects on white, do not."""
+    """A paper page, alone or photographed lying on something. Mostly near-white paper, little
+    colour, and the rest thin dark strokes (text, rules, boxes) rather than shaded areas. Text
+    pages and forms, scanned, faxed or generated, pass; photos, including bright ones and
+    objects on white, do not. When the whole picture is not a page, its largest bright region
+    (the sheet on a table) is tested the same way, its uneven light evened out first."""
     import cv2
 
     if grey is None:  # `grey`: the same image in grey, when the caller has it already
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    # The 90th percentile from a histogram: a sort of every pixel costs more than the rest.
-    paper = int(
-        np.searchsorted(np.cumsum(np.bincount(grey.ravel(), minlength=256)), 0.9 * grey.size)
+    if _is_page(rgb, grey, None):
+        return True
+    sheet = _sheet(grey)
+    if sheet is None:
+        return False
+    # Light falling off across a photographed sheet: divide by the paper's own level (the
+    # grey with the ink closed over, smoothed), so the sheet reads as evenly white.
+    level = cv2.GaussianBlur(
+        cv2.morphologyEx(grey, cv2.MORPH_CLOSE, np.ones((15, 15), np.uint8)).astype(np.float32),
+        (0, 0),
+        8.0,
     )
+    even = np.clip(grey.astype(np.float32) * (235.0 / np.maximum(level, 1.0)), 0, 255)
+    return _is_page(rgb, even.astype(np.uint8), sheet)
+
+
+def _sheet(grey: np.ndarray) -> np.ndarray | None:
+    """The largest bright region (a mask, eroded off its edge) when it covers a quarter of the
+    picture or more but not nearly all of it: a sheet photographed on a table; else None."""
+    import cv2
+
+    bright = (grey >= min(float(np.percentile(grey, 60)), 200.0)).astype(np.uint8)
+    bright = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(bright)
+    if count <= 1:
+        return None
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    left, top, width, height, area = (int(value) for value in stats[largest])
+    if not 0.25 * grey.size <= area <= 0.95 * grey.size:
+        return None
+    # A sheet photographed on a table shows the table round it: a bright region running off
+    # two or more edges of the picture is a sky, a wall or a page filling the frame.
+    rows, columns = grey.shape
+    edges = (top <= 1) + (left <= 1) + (top + height >= rows - 1) + (left + width >= columns - 1)
+    if edges > 1:
+        return None
+    region = (labels == largest).astype(np.uint8)
+    # Fill the ink inside the sheet, then keep away from its edge (shadow, background).
+    region = cv2.morphologyEx(region, cv2.MORPH_CLOSE, np.ones((15, 15), np.uint8))
+    # A sheet seen at an angle is a convex quadrilateral; a sky or a white wall is not.
+    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    outline = max(contours, key=cv2.contourArea)
+    hull = cv2.contourArea(cv2.convexHull(outline))
+    if hull <= 0 or cv2.contourArea(outline) < 0.92 * hull:
+        return None
+    corners = cv2.approxPolyDP(cv2.convexHull(outline), 0.04 * cv2.arcLength(outline, True), True)
+    if len(corners) != 4:
+        return None
+    return cv2.erode(region, np.ones((7, 7), np.uint8)) > 0
+
+
+def _is_page(rgb: np.ndarray, grey: np.ndarray, within: np.ndarray | None) -> bool:
+    """The page test of `looks_like_document` over the pixels `within` (all when None)."""
+    import cv2
+
+    inside = np.ones(grey.shape, dtype=bool) if within is None else within
+    count = int(inside.sum())
+    if not count:
+        return False
+    # The 90th percentile from a histogram: a sort of every pixel costs more than the rest.
+    paper = int(np.searchsorted(np.cumsum(np.bincount(grey[inside], minlength=256)), 0.9 * count))
     if paper < 170:  # a grey or dark background is not paper
         return False
-    on_paper = grey >= paper - 40
-    if on_paper.mean() < 0.6:
+    on_paper = (grey >= paper - 40) & inside
+    if on_paper.sum() < 0.6 * count:
         return False
     red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     # uint8 is safe: the largest channel is never below the smallest.
     chroma = np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue)
-    if (chroma > 60).mean() > 0.08:
+    if ((chroma > 60) & inside).sum() > 0.08 * count:
         return False
-    off_paper = ~on_paper
-    if not off_paper.any():
-        return False  # a blank sheet or a white frame: nothing says document
+    off_paper = inside & ~on_paper
+    if off_paper.sum() < (0.02 * count if within is not None else 1):
+        return False  # a blank sheet, a white frame, a sky: nothing says document
     # Off the paper, a page has ink strokes a few pixels wide, nearly all next to paper; a
     # photo's darker regions are broad shaded areas. Grow the paper by 2 px and see what is left.
     grown = cv2.dilate(on_paper.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0

@@ -35,7 +35,7 @@ from .thumbnails import Thumbnail
 GRID = 8  # the overlap is compared on a GRID x GRID grid of blocks
 MAX_STRETCH = 1.45  # aspect change a copy may have gone through (an edit stretching it 1.4x)
 MAX_TURN = math.radians(12)  # rotation ECC may add to an alignment (copies turn 2-10 degrees)
-CROP_SHARES = np.geomspace(1.0, 0.25, 24)  # a placed picture's share of the other's area
+CROP_SHARES = np.geomspace(1.0, 0.25, 10)  # a placed picture's share of the other's area
 PLACEMENTS_KEPT = 2  # best placements kept per direction and mirroring
 REFINED = 2  # most promising alignments refined by ECC and compared in full
 PRESCORE_SIZE = 32  # px, longest side the candidates are ranked at before refining
@@ -56,6 +56,7 @@ class LayoutComparison:
     overlay_b: int  # ... in b only
     spread: float  # colour spread of the overlap (0-255 units): how much layout there is
     colour_change: str  # the fitted edit, in words
+    evidence: int = 0  # agreeing blocks that stand out from the overlap's colour or hold detail
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,13 @@ def _words(what: str, turns: int, mirrored: bool) -> str:
 
 
 def candidate_alignments(a: Thumbnail, b: Thumbnail) -> list[_Candidate]:
-    """Maps of b's layout pixels onto a's worth refining: the whole frame in each of the eight
-    turns and mirrors whose shape fits a's (within MAX_STRETCH), and the best placements of b
-    inside a and of a inside b, plain and mirrored."""
+    """Maps of b's layout pixels onto a's worth refining: `whole_frames` and `placements`."""
+    return whole_frames(a, b) + placements(a, b)
+
+
+def whole_frames(a: Thumbnail, b: Thumbnail) -> list[_Candidate]:
+    """b's whole frame onto a's in each of the eight turns and mirrors whose shape fits a's
+    (within MAX_STRETCH), stretched to fit."""
     found = []
     a_shape, b_shape = a.colour.shape[:2], b.colour.shape[:2]
     for mirrored in (False, True):
@@ -110,17 +115,40 @@ def candidate_alignments(a: Thumbnail, b: Thumbnail) -> list[_Candidate]:
                 found.append(
                     _Candidate(stretch @ to_turned, _words("whole frame", turns, mirrored))
                 )
-    a_ycc, b_ycc = _rendering(a), _rendering(b)
-    chroma = _colourful(a_ycc) and _colourful(b_ycc)
-    for mirrored in (False, True):
-        b_seen = np.ascontiguousarray(b_ycc[:, ::-1]) if mirrored else b_ycc
-        unmirror = transforms.mirror(b_ycc.shape[1]) if mirrored else np.eye(3)
-        for matrix in _placements(b_seen, a_ycc, chroma):  # b inside a (b is a crop of a)
-            found.append(_Candidate(matrix @ unmirror, _words("placed inside", 0, mirrored)))
-        for matrix in _placements(a_ycc, b_seen, chroma):  # a inside b (a's picture, padded)
-            words = _words("placed around", 0, mirrored)
-            found.append(_Candidate(transforms.inverse(matrix) @ unmirror, words))
     return found
+
+
+def placements(a: Thumbnail, b: Thumbnail) -> list[_Candidate]:
+    """The best placements of b inside a (a crop) and of a inside b (a padded or framed copy),
+    plain and mirrored."""
+    found = []
+    a_shape, b_shape = a.colour.shape[:2], b.colour.shape[:2]
+    # Placements are searched at half size (ECC refines the chosen ones at full size), in the
+    # half-size renderings' pixels, then mapped to the full renderings'.
+    a_half, b_half = _half(a), _half(b)
+    chroma = _colourful(a_half) and _colourful(b_half)
+    to_a = transforms.grid_scale(a_half.shape[:2], a_shape)
+    from_b = transforms.inverse(transforms.grid_scale(b_half.shape[:2], b_shape))
+    for mirrored in (False, True):
+        b_seen = np.ascontiguousarray(b_half[:, ::-1]) if mirrored else b_half
+        unmirror = transforms.mirror(b_half.shape[1]) if mirrored else np.eye(3)
+        for matrix in _placements(b_seen, a_half, chroma):  # b inside a (b is a crop of a)
+            words = _words("placed inside", 0, mirrored)
+            found.append(_Candidate(to_a @ matrix @ unmirror @ from_b, words))
+        for matrix in _placements(a_half, b_seen, chroma):  # a inside b (a's picture, padded)
+            words = _words("placed around", 0, mirrored)
+            found.append(_Candidate(to_a @ transforms.inverse(matrix) @ unmirror @ from_b, words))
+    return found
+
+
+def _half(image: Thumbnail) -> np.ndarray:
+    """The YCrCb rendering at half size, for the placement search."""
+    import cv2
+
+    return image.derived(
+        "layout-half",
+        lambda: cv2.resize(_rendering(image), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA),
+    )
 
 
 def _colourful(ycc: np.ndarray) -> bool:
@@ -156,7 +184,7 @@ def _placements(small: np.ndarray, large: np.ndarray, chroma: bool) -> list[np.n
     for share in CROP_SHARES:
         scale = float(np.sqrt(share * lh * lw / (sh * sw)))
         size = (round(sw * scale), round(sh * scale))
-        if size[0] > lw or size[1] > lh or min(size) < 8:
+        if size[0] > lw or size[1] > lh or min(size) < 5:
             continue
         template = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
         luma = np.ascontiguousarray(template[..., 0])
@@ -235,7 +263,7 @@ def _prescore(a: Thumbnail, b: Thumbnail, candidate: _Candidate, settings: Verif
     mask = np.all(mapped > _VALID, axis=2)
     if mask.mean() < 0.5:
         return -math.inf
-    fit = _fit_colour(mapped[mask], small[mask], settings)
+    fit = _fit_edit(mapped[mask], small[mask], settings, np.ones(int(mask.sum()), dtype=bool))
     if fit.pixels is None:
         return -math.inf
     channels = slice(0, 1) if fit.luma_only else slice(0, 3)
@@ -332,7 +360,9 @@ def _fit_edit(
     )
     spread = src[:, 0].std()
     gain = float(np.cov(dst[:, 0], src[:, 0])[0, 1] / spread**2) if spread > 1e-3 else 1.0
-    gain = float(np.clip(gain, 1 / settings.layout_max_gain, settings.layout_max_gain))
+    if not 1 / settings.layout_max_gain <= gain <= settings.layout_max_gain:
+        # Flattening a picture to a third of its contrast explains anything by anything.
+        return _ColourFit(None, f"luma x{gain:.2f}", luma_only=grey)
     lean = np.zeros(2)
     if not grey:  # what luma is left may lean on chroma (fitted second: the two correlate)
         leftover = dst[:, 0] - gain * src[:, 0]
@@ -436,6 +466,15 @@ def compare(
     )
     compared = int(inside.sum()) - max(overlay_a, overlay_b)
     pixels = ycc_t[mask][:, channels]
+    # Blocks that say something about the layout: their colour stands out from the overlap's,
+    # or they hold detail. On a flat ground with a small mark only the mark's blocks do.
+    means = np.stack([per_block(ycc_t[..., c] * weight) / safe for c in range(3)], axis=-1)[inside][
+        :, channels
+    ]
+    standing_out = (
+        np.linalg.norm(means - pixels.mean(axis=0), axis=1) > 2 * settings.layout_tolerance
+    )
+    telling = standing_out | has_t | has_o
     return LayoutComparison(
         matrix=b_to_a,
         alignment=words,
@@ -446,27 +485,37 @@ def compare(
         overlay_b=overlay_b,
         spread=float(np.sqrt(pixels.var(axis=0).sum())),
         colour_change=fit.words,
+        evidence=int((agree & telling).sum()),
     )
 
 
 def best_comparison(
     a: Thumbnail, b: Thumbnail, settings: VerifySettings
 ) -> LayoutComparison | None:
-    """The comparison under the alignment that explains a by b best: every candidate ranked
-    cheaply, the REFINED best refined by ECC and compared in full. None when none overlaps."""
-    candidates = candidate_alignments(a, b)
-    ranked = sorted(candidates, key=lambda c: -_prescore(a, b, c, settings))[:REFINED]
+    """The comparison under the alignment that explains a by b best. The whole frame is tried
+    first (most copies keep it: re-saves, colour edits, turns, captions); only if that is not
+    accepted are the placements searched (crops, padding, frames). In each stage candidates are
+    ranked cheaply (`_prescore`) and the REFINED best compared in full, before and after ECC;
+    a stage whose best candidate explains too little of the frame is not compared at all. None
+    when no alignment overlaps."""
     best: tuple[tuple, LayoutComparison | None] = ((-1,), None)
-    for candidate in ranked:
-        # The start too: ECC drifts as often as it helps on sharp, flat-coloured shapes.
-        for matrix in (candidate.matrix, refine(a, b, candidate.matrix)):
-            found = compare(a, b, matrix, settings, candidate.words)
-            if found is None:
-                continue
-            outcome, _ = decide(found, settings)
-            rank = (outcome is VerifyOutcome.accepted, found.agreement, -found.contradicting)
-            if rank > best[0]:
-                best = (rank, found)
+    for stage in (whole_frames, placements):
+        scored = [(_prescore(a, b, c, settings), c) for c in stage(a, b)]
+        scored.sort(key=lambda item: -item[0])
+        for score, candidate in scored[:REFINED]:
+            if score < settings.layout_hopeless:
+                break
+            # The start too: ECC drifts as often as it helps on sharp, flat-coloured shapes.
+            for matrix in (candidate.matrix, refine(a, b, candidate.matrix)):
+                found = compare(a, b, matrix, settings, candidate.words)
+                if found is None:
+                    continue
+                outcome, _ = decide(found, settings)
+                rank = (outcome is VerifyOutcome.accepted, found.agreement, -found.contradicting)
+                if rank > best[0]:
+                    best = (rank, found)
+        if best[0][0] is True:
+            break
     return best[1]
 
 
@@ -483,6 +532,11 @@ def decide(comparison: LayoutComparison, settings: VerifySettings) -> tuple[Veri
     if comparison.spread < settings.layout_min_spread:
         return VerifyOutcome.unverified, (
             f"too plain to compare: colour varies by {comparison.spread:.1f} over the overlap"
+        )
+    if comparison.evidence < settings.layout_min_evidence and comparison.contradicting <= 1:
+        return VerifyOutcome.unverified, (
+            f"too plain to compare: {comparison.evidence} blocks stand out and agree (need "
+            f"{settings.layout_min_evidence}); {summary}"
         )
     if comparison.overlay_a > 1 and comparison.overlay_b > 1:
         return VerifyOutcome.rejected, (

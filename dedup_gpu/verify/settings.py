@@ -32,6 +32,9 @@ class VerifySettings:
     min_inliers: int = 8  # RANSAC-consistent keypoint matches for a geometric fit
     min_inlier_ratio: float = 0.25  # share of ratio-test matches that agree with the fit
     confident_inliers: int = 30  # a plain fit this strong: the mirror image is not tried
+    min_perspective_inliers: int = 12  # matches an affine or perspective fit needs, at least
+    max_stretch: float = 1.8  # local stretch of one axis against the other a copy may show
+    max_foreshortening: float = 2.0  # how much nearer one edge of a photographed print may be
     ncc_agree: float = 0.5  # a block agrees when its correlation is at least this
     texture_std: float = 0.12  # block spread (in units of the image's own) that counts as detail
     one_sided_std: float = 0.35  # detail this strong on one side only is a disagreement
@@ -41,11 +44,13 @@ class VerifySettings:
     trace_ink: float = 0.15  # ink that may be a stroke the scanner lightened or blurred
     text_unmatched: float = 0.15  # a text window differs when this share of strokes is unmatched
     text_differences: int = 3  # documents with more differing text windows are other records
+    text_windows_per_difference: int = 100  # ... and at most one per this many text windows
     whole_frame_agreement: float = 0.95  # ... when no keypoint fit was found (blur, tiny copies)
-    min_blocks: int = 6  # fewer informative blocks than this: too little to judge
+    min_blocks: int = 16  # fewer informative blocks than this: too little to judge (of 144)
     min_keypoints: int = 30  # an image with fewer has too little detail for a keypoint verdict
     signature_ink_margin: float = 10.0  # ink above the template's that is a page's own content
     signature_min_content: float = 50.0  # less own content than this: no signature (blank fill)
+    signature_same_template: float = 0.85  # share of a page's ink on its anchor's: one template
     signature_vote_scale: float = 10.0  # votes at which a pair is ranked halfway up its band
     # Plain images, compared by colour layout (layout.py); YCrCb units, 0..255.
     layout_tolerance: float = 5.0  # leftover colour difference (RMS) a block may have
@@ -57,6 +62,8 @@ class VerifySettings:
     layout_agreement: float = 0.85  # share of the overlap's blocks that must agree
     layout_contradictions: int = 2  # blocks that may disagree where no overlay explains it,
     layout_contradiction_share: float = 0.08  # ... or this share of the blocks, if more
+    layout_hopeless: float = 0.3  # an alignment explaining less of the frame is not compared
+    layout_min_evidence: int = 8  # agreeing blocks that stand out, at least, to accept
     layout_min_spread: float = 4.0  # colour spread below which there is no layout to compare
     layout_fit_trim: float = 0.25  # share of worst-explained pixels left out of the second fit
     layout_max_gain: float = 3.0  # luma or saturation change an edit may make, either way

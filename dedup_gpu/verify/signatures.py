@@ -33,7 +33,7 @@ from .thumbnails import Thumbnail
 PAGE_SCALE = 0.25  # page signatures are strokes at a quarter of the document rendering
 TEMPLATE_SAMPLE = 64  # pages a cluster's template (per-pixel median) is taken over, at most
 LAYOUT_GRID = 12
-ANCHORS = 8  # anchor pages tried per cluster of pages
+ANCHORS = 24  # anchor pages tried per cluster of pages
 VOTING_DESCRIPTORS = 500  # ORB descriptors per image that vote
 VOTING_NEIGHBOURS = 8  # nearest descriptors looked at per descriptor (some are the image's own)
 VOTE_DISTANCE = 64  # bits (of 256): farther than this is no match
@@ -66,6 +66,16 @@ def page_signatures(
         # Blurred to the target's pixel size first, so the warp does not alias thin strokes.
         blurred = cv2.GaussianBlur(page.ink.astype(np.float32), (0, 0), 0.5 / PAGE_SCALE)
         strokes.append(cv2.warpAffine(blurred, page_to_small[:2], (width, height)))
+    # A page of another form also registers (forms share boxes and rules), but most of its ink
+    # then lies off the anchor's: such a page belongs to another anchor's cluster.
+    own = strokes[reference]
+    assert own is not None
+    near_anchor = cv2.dilate(own, np.ones((3, 3), np.uint8))
+    for slot, warped in enumerate(strokes):
+        if warped is not None and slot != reference:
+            shared = float(np.minimum(warped, near_anchor).sum()) / max(float(warped.sum()), 1.0)
+            if shared < settings.signature_same_template:
+                strokes[slot] = None
     registered = [s for s in strokes if s is not None]
     if len(registered) < 3:
         return [None] * len(pages)

@@ -50,7 +50,8 @@ def _decide(
         return False, f"too little detail to compare ({blocks} informative blocks)"
     aligned = f"aligned by {alignment.method.value}"
     if comparison.differing is not None:
-        allowed = settings.text_differences
+        # A short note has few text windows, and one changed time in it is one or two of them.
+        allowed = min(settings.text_differences, blocks // settings.text_windows_per_difference)
         counted = f"{comparison.differing} of {blocks} text windows differ (at most {allowed})"
         if comparison.differing <= allowed:
             return True, f"document: {aligned}, {counted}"
@@ -107,11 +108,18 @@ class Verifier:
         return np.array([verdict.accepted for verdict in self.check(pairs)], dtype=bool)
 
     def apart(self, pairs: Pairs) -> np.ndarray:
-        """Of pairs already checked, which were found different (rejected); a pair too plain to
-        decide (unverified) is not evidence that the two differ."""
+        """Of pairs already checked, which were found different: aligned, and their content
+        disagrees (detail, strokes). A pair that could not be aligned (two crops of one photo
+        that do not overlap), whose colour layouts did not quite agree, or too plain to decide
+        is no evidence that the two cannot both be copies of a third."""
         keys = zip(pairs.left.tolist(), pairs.right.tolist(), strict=True)
         return np.array(
-            [self.verdicts[key].outcome is VerifyOutcome.rejected for key in keys], dtype=bool
+            [
+                self.verdicts[key].outcome is VerifyOutcome.rejected
+                and self.verdicts[key].method not in (VerifyMethod.none, VerifyMethod.layout)
+                for key in keys
+            ],
+            dtype=bool,
         )
 
     def priorities(self, pairs: Pairs, budget: int) -> np.ndarray:
