@@ -244,7 +244,8 @@ def _largest_first(groups: list[Group]) -> list[Group]:
 
 class _CandidateLists:
     """Each image's candidates in the order they are tried, and how far down its list each image
-    is offered: `budget` places, and two more for each copy it found. An image whose first check
+    is offered: `budget` places, and two more for each copy it found while it has met fewer than
+    `budget` rejections, one more after that. An image whose first check
     turned up no copy has its list ranked again, once, by `priority` (signature similarity, which
     knows a rescan from another fill of a form better than the embedding does), so that its
     likeliest copies are tried before the rest of its budget is spent. Images whose best
@@ -281,11 +282,12 @@ class _CandidateLists:
         return self.copies >= np.maximum(2, self.turned_down)
 
     def offered(self) -> np.ndarray:
-        """Per candidate pair: whether it is within reach of either image's list. Each copy an
-        image found lets it go two places further down its list, so a family of copies of any
-        size is completed in a few rounds, while rejections stay below `budget` plus the copies
-        found (and what was spent before the list was ranked again)."""
-        reach = self.budget + 2 * self.copies + self.spent_before_ranking
+        """Per candidate pair: whether it is within reach of either image's list."""
+        # While an image meets copies and few rejections, each copy lets it go two places further
+        # (a family of any size completes in a few rounds); once it has met `budget` rejections,
+        # one place per copy found: the rest of its list is look-alikes.
+        growing = self.turned_down < self.budget + self.spent_before_ranking
+        reach = self.budget + self.copies * (1 + growing) + self.spent_before_ranking
         return (
             (self.place_left < reach[self.candidates.left])
             | (self.place_right < reach[self.candidates.right])

@@ -281,3 +281,76 @@ def test_padding_is_trimmed_before_comparison() -> None:
     assert verify.trim_padding(grey).shape == (96, 116)
     plain = np.random.default_rng(1).integers(0, 255, (50, 60)).astype(np.uint8)
     assert verify.trim_padding(plain).shape == plain.shape
+
+
+@pytest.fixture(scope="module")
+def plain_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Plain pictures of three kinds, each with a distinct look-alike (another gradient, another
+    flat design, the same kind of note with another time) and a re-save, a crop, a colour edit
+    and a turn of the first gradient."""
+    from dedup_gpu.plain_art import plain_pictures
+
+    folder = tmp_path_factory.mktemp("plain")
+    wanted = ("gradient_00", "flat_00", "page_00")
+    for picture in plain_pictures(0, "tiny"):
+        if picture.name.removesuffix("_other") in wanted:
+            picture.image.save(folder / f"{picture.name}.png")
+    gradient = load_rgb(folder / "gradient_00.png")
+    for family in ("jpeg", "crop", "colour", "turn"):
+        edited = FAMILIES[family].edit(gradient, random.Random(f"plain:{family}"))
+        edited.save(folder / f"gradient_00__{family}.png")
+    return folder
+
+
+def test_different_plain_pictures_are_never_grouped_and_copies_of_a_gradient_are(
+    plain_folder: Path,
+) -> None:
+    report = scan([str(plain_folder)], model="sscd-onnx", verify="on").report
+    groups = [
+        {Path(g.keep.path).stem, *(Path(m.path).stem for m in g.duplicates)} for g in report.groups
+    ]
+    for name in ("gradient_00", "flat_00", "page_00"):
+        assert not any({name, f"{name}_other"} <= group for group in groups), groups
+    [gradient] = [group for group in groups if "gradient_00" in group]
+    assert {f"gradient_00__{f}" for f in ("jpeg", "crop", "colour", "turn")} <= gradient
+    for group in report.groups:
+        for member in group.duplicates:
+            assert member.verdict is not None and member.verdict.accepted, member.path
+
+
+def test_pictures_too_plain_to_tell_are_left_unverified_and_listed(tmp_path: Path) -> None:
+    # Two nearly blank pictures of slightly different greys: no detail, no layout. Whatever the
+    # embedding says, verification cannot call them copies or different: they are listed for a
+    # person (report and CSV), and not grouped.
+    rng = np.random.default_rng(0)
+    for name, level in (("blank_a", 200), ("blank_b", 206)):
+        pixels = np.clip(level + rng.normal(0, 1.0, (240, 320, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"{name}.png")
+    (verdict,) = _check([tmp_path / "blank_a.png", tmp_path / "blank_b.png"], [(0, 1)])
+    assert verdict.outcome is verify.VerifyOutcome.unverified, verdict.reason
+    assert "too plain" in verdict.reason
+
+    report_path, csv_path = tmp_path / "report.json", tmp_path / "report.csv"
+    result = CliRunner().invoke(
+        app,
+        [
+            "scan",
+            str(tmp_path),
+            "--threshold",
+            "0.0",
+            "-q",
+            "-o",
+            str(report_path),
+            "--csv",
+            str(csv_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(report_path.read_text())
+    assert report["groups"] == []
+    [pair] = report["unverified_pairs"]
+    assert sorted(Path(p).name for p in pair["paths"]) == ["blank_a.png", "blank_b.png"]
+    assert pair["verification"]["outcome"] == "unverified"
+    assert report["verification"]["pairs_unverified"] == 1
+    rows = csv_path.read_text().splitlines()
+    assert [row.split(",")[:2] for row in rows[1:]] == [["unverified-1", "unverified"]] * 2

@@ -61,6 +61,7 @@ def keypoint_fits(
     settings: VerifySettings,
     shapes: tuple[tuple[int, int], tuple[int, int]] | None,
     mirrored: bool = False,
+    always: bool = False,
 ) -> list[Alignment]:
     """RANSAC fits of b's matched keypoints onto a's: the similarity transform first (crop,
     scale, rotation); then, when `shapes` (b's and a's thumbnail shapes) are given and the
@@ -97,10 +98,18 @@ def keypoint_fits(
             found.append(Alignment(matrix, methods[0], similarity_inliers))
     if shapes is None or len(source) < settings.min_perspective_inliers:
         return found
-    if similarity_inliers >= settings.confident_inliers and similarity_inliers >= 0.5 * len(source):
-        return found  # the similarity explains most matches: no stretch or perspective to find
+    explained = similarity_inliers >= settings.confident_inliers and (
+        similarity_inliers >= 0.5 * len(source)
+    )
+    if explained and not always:
+        return found  # the similarity explains most matches: try the others if it fails
     b_shape, _ = shapes
-    needed = max(settings.min_perspective_inliers, 1.15 * similarity_inliers + 3)
+    # Asked again after the similarity failed the comparison (`always`), a fit explaining about
+    # as many matches will do; otherwise it must explain clearly more to be worth comparing.
+    needed = max(
+        settings.min_perspective_inliers,
+        0.9 * similarity_inliers if always else 1.15 * similarity_inliers + 3,
+    )
     matrix, inlier_mask = cv2.estimateAffine2D(
         source, target, method=cv2.RANSAC, ransacReprojThreshold=4.0, maxIters=2000
     )
@@ -161,6 +170,21 @@ def _similarity_inliers(a: Thumbnail, b: Thumbnail, settings: VerifySettings) ->
         return 0
     _, mask = cv2.estimateAffinePartial2D(*matched, method=cv2.RANSAC, ransacReprojThreshold=4.0)
     return 0 if mask is None else int(mask.sum())
+
+
+def perspective_alignment(a: Thumbnail, b: Thumbnail, settings: VerifySettings) -> Alignment:
+    """The best affine or perspective fit of b onto a, plain or mirrored, when it explains more
+    matches than the similarity: for pairs a strong similarity fit left rejected (a stretch or a
+    photo of a print that RANSAC's tolerance let the similarity half fit)."""
+    shapes = (b.shape, a.shape)
+    found = [
+        fit
+        for fit in keypoint_fits(a.keypoints, b.keypoints, settings, shapes, always=True)
+        if fit.method in (VerifyMethod.affine, VerifyMethod.homography)
+    ]
+    if not found:
+        return Alignment(None, VerifyMethod.homography, 0)
+    return max(found, key=lambda fit: fit.inliers)
 
 
 def mirrored_alignments(a: Thumbnail, b: Thumbnail, settings: VerifySettings) -> list[Alignment]:

@@ -359,7 +359,8 @@ def _fit_edit(
         < settings.layout_grey_chroma
     )
     spread = src[:, 0].std()
-    gain = float(np.cov(dst[:, 0], src[:, 0])[0, 1] / spread**2) if spread > 1e-3 else 1.0
+    # A flat picture (luma spread at the level of noise) has no contrast to scale.
+    gain = float(np.cov(dst[:, 0], src[:, 0])[0, 1] / spread**2) if spread > 2.0 else 1.0
     if not 1 / settings.layout_max_gain <= gain <= settings.layout_max_gain:
         # Flattening a picture to a third of its contrast explains anything by anything.
         return _ColourFit(None, f"luma x{gain:.2f}", luma_only=grey)

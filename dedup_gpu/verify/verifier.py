@@ -17,7 +17,13 @@ from ..data import DEFAULT_MAX_PIXELS
 from ..index import Pairs
 from ..records import Verdict, VerifyMethod, VerifyOutcome
 from . import layout
-from .alignment import Alignment, alignments, mirrored_alignment, template_alignment
+from .alignment import (
+    Alignment,
+    alignments,
+    mirrored_alignment,
+    perspective_alignment,
+    template_alignment,
+)
 from .blocks import block_agreement
 from .documents import text_differences
 from .settings import VerifySettings
@@ -212,6 +218,17 @@ class Verifier:
             and self.verdicts[key].inliers >= self.settings.confident_inliers
         ]
         self._compare_realigned(strong_but_rejected, mirrored_alignment)
+        # ... or a stretch or a perspective the similarity only half fitted.
+        self._compare_realigned(
+            [
+                key
+                for key in new
+                if not self.verdicts[key].accepted
+                and self.verdicts[key].method is VerifyMethod.keypoints
+                and self.verdicts[key].inliers >= self.settings.min_perspective_inliers
+            ],
+            perspective_alignment,
+        )
         # Crops too smooth or too repetitive for keypoints get one more try: the smaller picture
         # searched for inside the larger. Pages are left out (a form's other fill would be
         # found), and so are pairs a strong keypoint fit already placed.
