@@ -296,33 +296,31 @@ class _CandidateLists:
         )
 
     def second_chances(self, centre: list[int], untried: np.ndarray) -> np.ndarray:
-        """Once the grouping has settled: for each image left alone, its likeliest untried
-        candidate (in its list's order) that is the centre of a group or alone too, so that no
-        image misses its original because its list was spent on look-alikes (one check per
-        image a round, LAST_CHANCES rounds at most)."""
+        """Once the grouping has settled: for the centre of each group of one, or of a splinter
+        group, its likeliest untried candidate (in its list's order) that is the centre of a
+        larger group (or alone too, for an image alone), so that no copy misses its original
+        because its list was spent on look-alikes or it paired off with a sibling copy first.
+        One check per such centre a round, LAST_CHANCES rounds at most."""
         centres = np.asarray(centre)
+        rows = np.arange(self.count)
         size = np.bincount(centres, minlength=self.count)
-        alone = (centres == np.arange(self.count)) & (size == 1) & (self.chances < LAST_CHANCES)
-        slots = []
+        seeking = (centres == rows) & (self.chances < LAST_CHANCES)
+        seekers, slots = [], []
         for ends, others in (
             (self.candidates.left, self.candidates.right),
             (self.candidates.right, self.candidates.left),
         ):
-            fits = untried & alone[ends] & (centres[others] == others)
-            slots.append(np.flatnonzero(fits))
-        found = np.concatenate(slots)
+            larger = (size[others] > size[ends]) | ((size[ends] == 1) & (size[others] == 1))
+            fits = np.flatnonzero(untried & seeking[ends] & (centres[others] == others) & larger)
+            seekers.append(ends[fits])
+            slots.append(fits)
+        seeker, found = np.concatenate(seekers), np.concatenate(slots)
         if not len(found):
             return found
-        lonely = np.where(
-            alone[self.candidates.left[found]],
-            self.candidates.left[found],
-            self.candidates.right[found],
-        )
-        order = np.lexsort((-self.order[found], lonely))  # likeliest first, as ranked
-        first = np.unique(lonely[order], return_index=True)[1]
-        chosen = np.unique(found[order][first])
-        np.add.at(self.chances, np.unique(lonely), 1)
-        return chosen
+        order = np.lexsort((-self.order[found], seeker))  # likeliest first, as ranked
+        first = np.unique(seeker[order], return_index=True)[1]
+        np.add.at(self.chances, np.unique(seeker), 1)
+        return np.unique(found[order][first])
 
     def record(self, slots: np.ndarray, accepted: np.ndarray) -> None:
         checked = self.candidates.select(slots)
