@@ -407,12 +407,9 @@ def test_a_cluster_of_look_alikes_costs_a_bounded_number_of_checks_per_image(cou
     def priority(batch: Pairs) -> np.ndarray:
         return np.where(batch.left // 2 == batch.right // 2, 3.0, 2.0 + batch.score / 10)
 
-    groups = build_groups(
-        contents, infos, pairs, 0.5, check=Verification(check, priority=priority)
-    )
+    groups = build_groups(contents, infos, pairs, 0.5, check=Verification(check, priority=priority))
     found = sorted(
-        (int(g.keep.path[4:8]) // 2, *(int(m.path[4:8]) // 2 for m in g.duplicates))
-        for g in groups
+        (int(g.keep.path[4:8]) // 2, *(int(m.path[4:8]) // 2 for m in g.duplicates)) for g in groups
     )
     assert found == [(k, k) for k in range(count)]  # every record with its copy, nothing else
     assert len(pairs) == size * (size - 1) // 2

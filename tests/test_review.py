@@ -396,7 +396,7 @@ def test_browser_lists_pairs_left_unverified_apart_from_the_groups(
     # Two smooth gradients verification could not tell apart: the page shows them side by side
     # under their own heading, with the reason, and they are in no decision.
     _chromium()
-    report_path, files = small_report
+    report_path, _ = small_report
     report = json.loads(report_path.read_text())
     report["version"] = 6
     first = _photo(tmp_path / "plain" / "sky.jpg", "lightblue")
