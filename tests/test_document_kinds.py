@@ -107,3 +107,16 @@ def test_unknown_kinds_and_sizes_are_refused(tmp_path: Path) -> None:
         write_documents(tmp_path, seed=0, size="tiny", kinds=["passport"])
     with pytest.raises(ValueError, match="unknown size"):
         write_documents(tmp_path, seed=0, size="huge")
+
+
+def test_every_kind_of_record_is_compared_as_a_record_not_as_a_photo(
+    tiny: list[LabelledImage],
+) -> None:
+    # An ID card's coloured bands and portrait are not a page, but what tells two cards of one
+    # design apart is their text: verification must treat it as a record, like the pages.
+    from dedup_gpu.verify.documents import looks_like_document
+
+    for label in tiny:
+        if label.family in ("original", "rescan"):
+            rgb = pixels(label.path).astype(np.uint8)
+            assert looks_like_document(rgb), label.path.name

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import transforms
-from .settings import MIN_TEXT_STROKES, REFINE_SCALE, STROKE, TEXT_TOLERANCE, TEXT_WINDOW
+from .settings import (
+    CARD_LIGHT_SHARE,
+    CARD_TEXT_SHARE,
+    MIN_TEXT_STROKES,
+    REFINE_SCALE,
+    STROKE,
+    TEXT_TOLERANCE,
+    TEXT_WINDOW,
+)
 
 if TYPE_CHECKING:
     from .settings import VerifySettings
@@ -28,7 +36,7 @@ def looks_like_document(rgb: np.ndarray, grey: np.ndarray | None = None) -> bool
 
     if grey is None:  # `grey`: the same image in grey, when the caller has it already
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    if _is_page(rgb, grey, None):
+    if _is_page(rgb, grey, None) or _is_card(grey):
         return True
     sheet = _sheet(grey)
     if sheet is None:
@@ -42,6 +50,28 @@ def looks_like_document(rgb: np.ndarray, grey: np.ndarray | None = None) -> bool
     )
     even = np.clip(grey.astype(np.float32) * (235.0 / np.maximum(level, 1.0)), 0, 255)
     return _is_page(rgb, even.astype(np.uint8), sheet)
+
+
+def _is_card(grey: np.ndarray) -> bool:
+    """A record that is not a plain page: an ID card, a badge, a label, a receipt with a logo.
+    Coloured bands, a portrait or a pattern rule out `_is_page`, but most of the picture is
+    still light ground carrying lines of thin dark text. What decides such records is their
+    text, as on a page: two ID cards of one design differ only in a few fields."""
+    import cv2
+
+    # The 90th percentile from a histogram, as in _is_page.
+    ground = int(
+        np.searchsorted(np.cumsum(np.bincount(grey.ravel(), minlength=256)), 0.9 * grey.size)
+    )
+    if ground < 170:
+        return False
+    light = grey >= ground - 40
+    if light.mean() < CARD_LIGHT_SHARE:
+        return False
+    # Thin dark detail (black-hat, narrower than 7 px at thumbnail size) touching the ground.
+    thin = cv2.morphologyEx(grey, cv2.MORPH_BLACKHAT, np.ones((7, 7), np.uint8)) > 60
+    touching = cv2.dilate(light.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    return bool((thin & touching).mean() >= CARD_TEXT_SHARE)
 
 
 def _sheet(grey: np.ndarray) -> np.ndarray | None:
@@ -174,9 +204,11 @@ def refine_alignment(a: Thumbnail, b: Thumbnail, b_to_a: np.ndarray) -> np.ndarr
 
 
 def to_detail(image: Thumbnail) -> np.ndarray:
-    """The map from thumbnail pixels to the pixels of the document rendering."""
+    """The map from (trimmed) thumbnail pixels to the pixels of the detail rendering."""
     assert image.ink is not None
-    return transforms.grid_scale(image.shape, image.ink.shape)
+    top, left, whole = image.trimmed
+    shift = np.array([[1.0, 0.0, left], [0.0, 1.0, top], [0.0, 0.0, 1.0]])
+    return transforms.grid_scale(whole, image.ink.shape) @ shift
 
 
 def text_differences(

@@ -96,6 +96,18 @@ def _words(what: str, turns: int, mirrored: bool) -> str:
     return ", ".join(parts)
 
 
+def from_thumbnail(b: Thumbnail, a: Thumbnail, b_to_a: np.ndarray) -> np.ndarray:
+    """A map between the (trimmed) grey thumbnails as a map between the colour renderings,
+    which show the whole, untrimmed frame."""
+
+    def to_colour(image: Thumbnail) -> np.ndarray:
+        top, left, whole = image.trimmed
+        shift = np.array([[1.0, 0.0, left], [0.0, 1.0, top], [0.0, 0.0, 1.0]])
+        return transforms.grid_scale(whole, image.colour.shape[:2]) @ shift
+
+    return to_colour(a) @ b_to_a @ transforms.inverse(to_colour(b))
+
+
 def candidate_alignments(a: Thumbnail, b: Thumbnail) -> list[_Candidate]:
     """Maps of b's layout pixels onto a's worth refining: `whole_frames` and `placements`."""
     return whole_frames(a, b) + placements(a, b)
@@ -354,10 +366,13 @@ def _fit_edit(
         usable = kept
     src, dst = source[usable].astype(np.float64), destination[usable].astype(np.float64)
     chroma_s, chroma_d = src[:, 1] + 1j * src[:, 2], dst[:, 1] + 1j * dst[:, 2]
-    grey = (
-        min(np.abs(source[:, 1:]).sum(axis=1).mean(), np.abs(destination[:, 1:]).sum(axis=1).mean())
-        < settings.layout_grey_chroma
-    )
+
+    # Greyscale when one side has next to no coloured pixels: not by its mean chroma, which a
+    # coloured object on a white ground (mostly grey pixels) would pass.
+    def coloured_share(pixels: np.ndarray) -> float:
+        return float((np.abs(pixels[:, 1:]).sum(axis=1) > 3 * settings.layout_grey_chroma).mean())
+
+    grey = min(coloured_share(source), coloured_share(destination)) < 0.01
     spread = src[:, 0].std()
     # A flat picture (luma spread at the level of noise) has no contrast to scale.
     gain = float(np.cov(dst[:, 0], src[:, 0])[0, 1] / spread**2) if spread > 2.0 else 1.0
@@ -534,11 +549,6 @@ def decide(comparison: LayoutComparison, settings: VerifySettings) -> tuple[Veri
         return VerifyOutcome.unverified, (
             f"too plain to compare: colour varies by {comparison.spread:.1f} over the overlap"
         )
-    if comparison.evidence < settings.layout_min_evidence and comparison.contradicting <= 1:
-        return VerifyOutcome.unverified, (
-            f"too plain to compare: {comparison.evidence} blocks stand out and agree (need "
-            f"{settings.layout_min_evidence}); {summary}"
-        )
     if comparison.overlay_a > 1 and comparison.overlay_b > 1:
         return VerifyOutcome.rejected, (
             f"each has detail the other lacks ({comparison.overlay_a} and "
@@ -550,6 +560,19 @@ def decide(comparison: LayoutComparison, settings: VerifySettings) -> tuple[Veri
     )
     if comparison.contradicting > allowed:
         return VerifyOutcome.rejected, f"{comparison.contradicting} blocks differ; {summary}"
+    # A flat ground agrees with any flat ground of a similar colour: only the blocks that stand
+    # out (a motif, a gradient's bands) say whether the layouts are one. Too few of them and
+    # the pair is undecided, unless what little stands out disagrees.
+    if comparison.evidence < settings.layout_min_evidence:
+        if comparison.contradicting > 1 and comparison.contradicting >= comparison.evidence:
+            return VerifyOutcome.rejected, (
+                f"the few blocks that stand out differ ({comparison.contradicting} differ, "
+                f"{comparison.evidence} agree); {summary}"
+            )
+        return VerifyOutcome.unverified, (
+            f"too plain to compare: {comparison.evidence} blocks stand out and agree (need "
+            f"{settings.layout_min_evidence}); {summary}"
+        )
     if comparison.agreement >= settings.layout_agreement:
         return VerifyOutcome.accepted, summary
     return VerifyOutcome.rejected, f"only {summary}"

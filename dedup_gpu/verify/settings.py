@@ -21,6 +21,10 @@ TEMPLATE_PEAK = 0.6  # correlation at search size worth refining
 # ... and at thumbnail size before the blocks are compared: a crop scores 0.90-0.99 (eval); two
 # smooth pictures can place one inside the other at 0.75 and still agree block by block.
 TEMPLATE_MATCH = 0.9
+# A card-like record (ID card, label): this share of the thumbnail light ground, at least, and
+# this share thin dark text on it. ID cards measure 0.73-0.76 and 0.02; photos rarely 0.01.
+CARD_LIGHT_SHARE = 0.65
+CARD_TEXT_SHARE = 0.01
 REFINE_SCALE = 0.25  # alignment is refined on strokes shrunk this much: as precise, 4x cheaper
 STROKE = 9  # px; ink narrower than this is a stroke (text, rules, ticks), wider is a fill
 
@@ -68,6 +72,6 @@ class VerifySettings:
     layout_fit_trim: float = 0.25  # share of worst-explained pixels left out of the second fit
     layout_max_gain: float = 3.0  # luma or saturation change an edit may make, either way
     layout_max_lean: float = 0.5  # how much luma may follow chroma (a hue turn moves luma)
-    layout_grey_chroma: float = 4.0  # mean chroma below which a side is greyscale
+    layout_grey_chroma: float = 4.0  # a side with 99% of pixels below 3x this chroma is grey
     layout_max_hue_turn: float = 40.0  # degrees of hue an edit may turn
     layout_max_cast: float = 15.0  # chroma shift an edit may add

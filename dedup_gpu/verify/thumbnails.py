@@ -40,7 +40,12 @@ class Thumbnail:
         self.document = looks_like_document(rgb, grey)
         # Letterbox bars and solid frames are not content: compared against another copy's
         # different padding they would make every block along the picture's edge disagree.
-        self.grey = grey if self.document else trim_padding(grey)
+        top, bottom, left, right = (0, 0, 0, 0) if self.document else padding(grey)
+        self.grey = np.ascontiguousarray(
+            grey[top : grey.shape[0] - bottom, left : grey.shape[1] - right]
+        )
+        # Where the trimmed grey sits in the whole picture, which the larger rendering shows.
+        self.trimmed = (top, left, grey.shape)
         # Untrimmed: a flat background looks like padding, and a vertical gradient's rows are
         # each one flat colour; the layout comparison places padding and crops itself instead.
         self.colour = _layout_rendering(rgb)

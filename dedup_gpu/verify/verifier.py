@@ -242,6 +242,7 @@ class Verifier:
             and self._thumbnails[key[1]] is not None
         ]
         self._compare_realigned(still_rejected, lambda a, b, _: template_alignment(a, b))
+        self._confirm_placements([key for key in still_rejected if self.verdicts[key].accepted])
         # What keypoints and the block grid could not judge (too few keypoints, or too little
         # detail in every alignment tried) is compared by colour layout, and pages by their text
         # under the layout's alignment. Never a verdict the detail already gave.
@@ -258,6 +259,45 @@ class Verifier:
                 )
             ]
         )
+
+    def _confirm_placements(self, keys: list[tuple[int, int]]) -> None:
+        """A crop found by template search is accepted only if the colour layouts agree there
+        too. The search places any smooth picture inside another (two gradients correlate
+        everywhere), and smooth blocks then agree on the grid; the layout comparison, which
+        fits a colour edit and asks what stands out, is the judge of such pictures."""
+        placed = [key for key in keys if self.verdicts[key].method is VerifyMethod.template]
+
+        def confirm(key: tuple[int, int]) -> layout.LayoutComparison | None:
+            a, b = self._thumbnails[key[0]], self._thumbnails[key[1]]
+            assert a is not None and b is not None
+            alignment = template_alignment(a, b)
+            placed = None
+            if alignment.matrix is not None:
+                to_layout = layout.from_thumbnail(b, a, alignment.matrix)
+                placed = layout.compare(a, b, to_layout, self.settings, "template search")
+                accepted = placed is not None and (
+                    layout.decide(placed, self.settings)[0] is VerifyOutcome.accepted
+                )
+                if accepted:
+                    return placed
+            # The grey placement can be a little off for a colour edit or a stretch: the
+            # layout's own search of alignments has the last word.
+            return layout.best_comparison(a, b, self.settings) or placed
+
+        for key, comparison in zip(placed, self._map(confirm, placed), strict=True):
+            if comparison is None:
+                outcome, reason = VerifyOutcome.rejected, "no colour edit relates the two there"
+            else:
+                outcome, reason = layout.decide(comparison, self.settings)
+            if outcome is not VerifyOutcome.accepted:
+                # As a layout verdict: a smooth picture's layout not matching is no evidence
+                # that two copies of a third could not be grouped (see `apart`).
+                self.verdicts[key] = replace(
+                    self.verdicts[key],
+                    outcome=outcome,
+                    method=VerifyMethod.layout,
+                    reason=f"plain: {reason}",
+                )
 
     def _compare_layouts(self, keys: list[tuple[int, int]]) -> None:
         def pair(key: tuple[int, int]) -> tuple[Thumbnail, Thumbnail]:
