@@ -271,18 +271,18 @@ class Verifier:
             a, b = self._thumbnails[key[0]], self._thumbnails[key[1]]
             assert a is not None and b is not None
             alignment = template_alignment(a, b)
-            placed = None
+            at_placement = None
             if alignment.matrix is not None:
                 to_layout = layout.from_thumbnail(b, a, alignment.matrix)
-                placed = layout.compare(a, b, to_layout, self.settings, "template search")
-                accepted = placed is not None and (
-                    layout.decide(placed, self.settings)[0] is VerifyOutcome.accepted
+                at_placement = layout.compare(a, b, to_layout, self.settings, "template search")
+                accepted = at_placement is not None and (
+                    layout.decide(at_placement, self.settings)[0] is VerifyOutcome.accepted
                 )
                 if accepted:
-                    return placed
+                    return at_placement
             # The grey placement can be a little off for a colour edit or a stretch: the
             # layout's own search of alignments has the last word.
-            return layout.best_comparison(a, b, self.settings) or placed
+            return layout.best_comparison(a, b, self.settings) or at_placement
 
         for key, comparison in zip(placed, self._map(confirm, placed), strict=True):
             if comparison is None:
