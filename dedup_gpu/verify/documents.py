@@ -52,6 +52,12 @@ def looks_like_document(rgb: np.ndarray, grey: np.ndarray | None = None) -> bool
     return _is_page(rgb, even.astype(np.uint8), sheet)
 
 
+def _paper_level(pixels: np.ndarray) -> int:
+    """The 90th percentile of grey `pixels` (uint8), from a histogram: a sort of every pixel
+    costs more than the rest of the page test."""
+    return int(np.searchsorted(np.cumsum(np.bincount(pixels, minlength=256)), 0.9 * pixels.size))
+
+
 def _is_card(grey: np.ndarray) -> bool:
     """A record that is not a plain page: an ID card, a badge, a label, a receipt with a logo.
     Coloured bands, a portrait or a pattern rule out `_is_page`, but most of the picture is
@@ -59,10 +65,7 @@ def _is_card(grey: np.ndarray) -> bool:
     text, as on a page: two ID cards of one design differ only in a few fields."""
     import cv2
 
-    # The 90th percentile from a histogram, as in _is_page.
-    ground = int(
-        np.searchsorted(np.cumsum(np.bincount(grey.ravel(), minlength=256)), 0.9 * grey.size)
-    )
+    ground = _paper_level(grey.ravel())
     if ground < 170:
         return False
     light = grey >= ground - 40
@@ -117,8 +120,7 @@ def _is_page(rgb: np.ndarray, grey: np.ndarray, within: np.ndarray | None) -> bo
     count = int(inside.sum())
     if not count:
         return False
-    # The 90th percentile from a histogram: a sort of every pixel costs more than the rest.
-    paper = int(np.searchsorted(np.cumsum(np.bincount(grey[inside], minlength=256)), 0.9 * count))
+    paper = _paper_level(grey[inside])
     if paper < 170:  # a grey or dark background is not paper
         return False
     on_paper = (grey >= paper - 40) & inside
@@ -206,9 +208,7 @@ def refine_alignment(a: Thumbnail, b: Thumbnail, b_to_a: np.ndarray) -> np.ndarr
 def to_detail(image: Thumbnail) -> np.ndarray:
     """The map from (trimmed) thumbnail pixels to the pixels of the detail rendering."""
     assert image.ink is not None
-    top, left, whole = image.trimmed
-    shift = np.array([[1.0, 0.0, left], [0.0, 1.0, top], [0.0, 0.0, 1.0]])
-    return transforms.grid_scale(whole, image.ink.shape) @ shift
+    return image.to_rendering(image.ink.shape)
 
 
 def text_differences(

@@ -99,13 +99,8 @@ def _words(what: str, turns: int, mirrored: bool) -> str:
 def from_thumbnail(b: Thumbnail, a: Thumbnail, b_to_a: np.ndarray) -> np.ndarray:
     """A map between the (trimmed) grey thumbnails as a map between the colour renderings,
     which show the whole, untrimmed frame."""
-
-    def to_colour(image: Thumbnail) -> np.ndarray:
-        top, left, whole = image.trimmed
-        shift = np.array([[1.0, 0.0, left], [0.0, 1.0, top], [0.0, 0.0, 1.0]])
-        return transforms.grid_scale(whole, image.colour.shape[:2]) @ shift
-
-    return to_colour(a) @ b_to_a @ transforms.inverse(to_colour(b))
+    to_a = a.to_rendering(a.colour.shape[:2])
+    return to_a @ b_to_a @ transforms.inverse(b.to_rendering(b.colour.shape[:2]))
 
 
 def candidate_alignments(a: Thumbnail, b: Thumbnail) -> list[_Candidate]:

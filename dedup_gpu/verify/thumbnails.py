@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data import DEFAULT_MAX_PIXELS, decode_image, default_workers
 from ..progress import progress_bars
+from . import transforms
 from .documents import ink_map, looks_like_document, shrunk_ink
 from .settings import DOCUMENT_SIZE, MIN_DETECTION_SIZE, ORB_FEATURES, THUMBNAIL_SIZE
 
@@ -63,6 +64,13 @@ class Thumbnail:
 
         self.ink = ink_map(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
         self.shrunk_ink = shrunk_ink(self.ink)
+
+    def to_rendering(self, shape: tuple[int, int]) -> np.ndarray:
+        """The map (3 x 3) from this thumbnail's (trimmed) pixels to those of a rendering of
+        the whole frame of (height, width) `shape`: the colour layout, the document detail."""
+        top, left, whole = self.trimmed
+        shift = np.array([[1.0, 0.0, left], [0.0, 1.0, top], [0.0, 0.0, 1.0]])
+        return transforms.grid_scale(whole, shape) @ shift
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -241,8 +241,17 @@ class Verifier:
             and self._thumbnails[key[0]] is not None
             and self._thumbnails[key[1]] is not None
         ]
-        self._compare_realigned(still_rejected, lambda a, b, _: template_alignment(a, b))
-        self._confirm_placements([key for key in still_rejected if self.verdicts[key].accepted])
+        placements = self._compare_realigned(
+            still_rejected, lambda a, b, _: template_alignment(a, b)
+        )
+        self._confirm_placements(
+            {
+                key: placement.matrix
+                for key, placement in placements.items()
+                if self.verdicts[key].accepted
+                and self.verdicts[key].method is VerifyMethod.template
+            }
+        )
         # What keypoints and the block grid could not judge (too few keypoints, or too little
         # detail in every alignment tried) is compared by colour layout, and pages by their text
         # under the layout's alignment. Never a verdict the detail already gave.
@@ -260,26 +269,23 @@ class Verifier:
             ]
         )
 
-    def _confirm_placements(self, keys: list[tuple[int, int]]) -> None:
-        """A crop found by template search is accepted only if the colour layouts agree there
-        too. The search places any smooth picture inside another (two gradients correlate
-        everywhere), and smooth blocks then agree on the grid; the layout comparison, which
-        fits a colour edit and asks what stands out, is the judge of such pictures."""
-        placed = [key for key in keys if self.verdicts[key].method is VerifyMethod.template]
+    def _confirm_placements(self, placements: dict[tuple[int, int], np.ndarray]) -> None:
+        """A crop found by template search (`placements`: pair -> b-to-a map) is accepted only
+        if the colour layouts agree there too. The search places any smooth picture inside
+        another (two gradients correlate everywhere), and smooth blocks then agree on the grid;
+        the layout comparison, which fits a colour edit and asks what stands out, is the judge
+        of such pictures."""
+        placed = list(placements)
 
         def confirm(key: tuple[int, int]) -> layout.LayoutComparison | None:
             a, b = self._thumbnails[key[0]], self._thumbnails[key[1]]
             assert a is not None and b is not None
-            alignment = template_alignment(a, b)
-            at_placement = None
-            if alignment.matrix is not None:
-                to_layout = layout.from_thumbnail(b, a, alignment.matrix)
-                at_placement = layout.compare(a, b, to_layout, self.settings, "template search")
-                accepted = at_placement is not None and (
-                    layout.decide(at_placement, self.settings)[0] is VerifyOutcome.accepted
-                )
-                if accepted:
-                    return at_placement
+            to_layout = layout.from_thumbnail(b, a, placements[key])
+            at_placement = layout.compare(a, b, to_layout, self.settings, "template search")
+            if at_placement is not None and (
+                layout.decide(at_placement, self.settings)[0] is VerifyOutcome.accepted
+            ):
+                return at_placement
             # The grey placement can be a little off for a colour edit or a stretch: the
             # layout's own search of alignments has the last word.
             return layout.best_comparison(a, b, self.settings) or at_placement
@@ -339,20 +345,20 @@ class Verifier:
         self,
         keys: list[tuple[int, int]],
         align: Callable[[Thumbnail, Thumbnail, VerifySettings], Alignment],
-    ) -> None:
+    ) -> dict[tuple[int, int], Alignment]:
         """Pairs aligned once more by `align` (on the thread pool) and compared where it found
-        a fit; a verdict only changes if the new one is better."""
+        a fit; a verdict only changes if the new one is better. Returns the fits found."""
         found = self._map(
             lambda key: align(self._thumbnails[key[0]], self._thumbnails[key[1]], self.settings),
             keys,
         )
-        self._compare(
-            [
-                (key, alignment)
-                for key, alignment in zip(keys, found, strict=True)
-                if alignment.matrix is not None
-            ]
-        )
+        fitted = {
+            key: alignment
+            for key, alignment in zip(keys, found, strict=True)
+            if alignment.matrix is not None
+        }
+        self._compare(list(fitted.items()))
+        return fitted
 
     def _compare(self, candidates: list[tuple[tuple[int, int], Alignment]]) -> None:
         """Block agreement per (pair, alignment); the most convincing verdict of a pair stands."""
