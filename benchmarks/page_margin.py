@@ -43,8 +43,8 @@ def main() -> None:
             fits = [f for f in verify.alignments(a, b, settings) if f.matrix is not None]
             if not fits:
                 continue
-            [(differing, _)] = verify.text_differences([(a, b, fits[0].matrix)], settings)
-            (same if sources[i] == sources[j] else other).append(differing)
+            [text] = verify.text_differences([(a, b, fits[0].matrix)], settings)
+            (same if sources[i] == sources[j] else other).append(text.differing)
         print(
             f"seed {seed}: page and its rescan, most differing windows {sorted(same)[-5:]} "
             f"({len(same)} pairs); different pages, fewest {sorted(other)[:5]} "

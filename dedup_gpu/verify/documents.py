@@ -5,6 +5,7 @@ another record of the same template (another date, name or amount)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,9 +13,13 @@ import numpy as np
 from . import transforms
 from .settings import (
     CARD_LIGHT_SHARE,
+    CARD_TEXT_LINES,
+    CARD_TEXT_ROWS,
     CARD_TEXT_SHARE,
     MIN_TEXT_STROKES,
     REFINE_SCALE,
+    RULE_LENGTH,
+    SPECK,
     STROKE,
     TEXT_TOLERANCE,
     TEXT_WINDOW,
@@ -74,7 +79,15 @@ def _is_card(grey: np.ndarray) -> bool:
     # Thin dark detail (black-hat, narrower than 7 px at thumbnail size) touching the ground.
     thin = cv2.morphologyEx(grey, cv2.MORPH_BLACKHAT, np.ones((7, 7), np.uint8)) > 60
     touching = cv2.dilate(light.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    return bool((thin & touching).mean() >= CARD_TEXT_SHARE)
+    text = thin & touching
+    if text.mean() < CARD_TEXT_SHARE:
+        return False
+    # A card carries many lines of text, or (dithered by a fax) fine detail down much of its
+    # height; a caption or meme text over a picture on a light ground is a band or two (an
+    # addition to the picture, not a record). Lines: runs of rows with text in them.
+    rows = (text.mean(axis=1) > 0.01).astype(np.int8)
+    lines = int(rows[0]) + int((np.diff(rows) == 1).sum())
+    return lines >= CARD_TEXT_LINES or bool(rows.mean() >= CARD_TEXT_ROWS)
 
 
 def _sheet(grey: np.ndarray) -> np.ndarray | None:
@@ -154,6 +167,14 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
     return np.clip(strokes * (255.0 / strong), 0, 255).astype(np.uint8)
 
 
+def is_bilevel(grey: np.ndarray) -> bool:
+    """A black-and-white page (a fax, a bitonal scan, dithered or not): almost no pixel is a
+    shade between ink and paper. Its strokes are broken and thickened at random, so a changed
+    figure can hide in that noise; such pairs are never accepted on their text alone."""
+    histogram = np.bincount(grey.ravel(), minlength=256)
+    return bool(histogram[48:208].sum() < 0.01 * grey.size)
+
+
 def shrunk_ink(ink: np.ndarray) -> np.ndarray:
     """Strokes averaged down by REFINE_SCALE and blurred a little: smooth enough for ECC."""
     import cv2
@@ -211,12 +232,23 @@ def to_detail(image: Thumbnail) -> np.ndarray:
     return image.to_rendering(image.ink.shape)
 
 
+@dataclass(frozen=True)
+class TextComparison:
+    """Two pages compared stroke by stroke (`text_differences`)."""
+
+    differing: int  # text windows where one page has a stroke the other lacks
+    windows: int  # text windows both pages cover
+    resolution: float  # the coarser rendering's side against the finer's (1.0: alike)
+    bilevel: bool  # both pages are black and white only (faxes, bitonal scans)
+    text_height: float  # px, the typical character's height in the compared rendering
+
+
 def text_differences(
     pairs: Sequence[tuple[Thumbnail, Thumbnail, np.ndarray]],
     settings: VerifySettings,
     mapper: Mapper = map,
-) -> list[tuple[int, int]]:
-    """(differing text windows, text windows) for each pair of documents (a, b, b->a map).
+) -> list[TextComparison]:
+    """A TextComparison for each pair of documents (a, b, b->a map).
 
     b's pen strokes are mapped onto a's document rendering, the keypoint alignment is refined to
     a fraction of a pixel (`refine_alignment`), and each TEXT_WINDOW square is compared stroke by
@@ -224,7 +256,8 @@ def text_differences(
     trace of ink on the other side within TEXT_TOLERANCE pixels. A rescan's strokes land on the
     same strokes whether the scanner thickened, thinned or greyed them; another value in a field
     leaves strokes over blank paper or between the other's letters. Only windows that both pages
-    cover count. OpenCV does the work (it releases the GIL, so pairs run on `mapper`'s threads);
+    cover count. Pages are compared at the coarser of the two renderings' resolutions. OpenCV
+    does the work (it releases the GIL, so pairs run on `mapper`'s threads);
     a GPU does not pay for this: only pairs of near-identical pages get here.
     """
     return list(mapper(lambda pair: _text_windows(*pair, settings), pairs))
@@ -232,11 +265,19 @@ def text_differences(
 
 def _text_windows(
     a: Thumbnail, b: Thumbnail, b_to_a: np.ndarray, settings: VerifySettings
-) -> tuple[int, int]:
+) -> TextComparison:
     import cv2
 
     assert a.ink is not None and b.ink is not None
     to_a = to_detail(a) @ b_to_a @ transforms.inverse(to_detail(b))
+    # How wide one of b's pixels lands on a, mid-page: above 1 where b is the coarser rendering
+    # (a fax kept at its own size, a photo in which the page fills part of the frame).
+    resolution = transforms.local_scale(to_a, (b.ink.shape[1] / 2, b.ink.shape[0] / 2))
+    if resolution > 1.0:
+        # Compared at the coarser of the two renderings (a fax kept at its own size): strokes
+        # enlarged from a coarse page are blurred wider than any tolerance a sharp one allows.
+        a, b, to_a = b, a, transforms.inverse(to_a)
+        resolution = 1.0 / resolution
     to_a = refine_alignment(a, b, to_a)
     height, width = a.ink.shape
     mapped = warp(b.ink, to_a, a.ink.shape, borderValue=0)
@@ -244,22 +285,61 @@ def _text_windows(
     near = np.ones((2 * TEXT_TOLERANCE + 1,) * 2, np.uint8)
     rows, columns = height // TEXT_WINDOW, width // TEXT_WINDOW
 
-    def window_means(mask: np.ndarray) -> np.ndarray:
+    def window_sums(mask: np.ndarray) -> np.ndarray:
         inside = mask[: rows * TEXT_WINDOW, : columns * TEXT_WINDOW].astype(np.float32)
-        return cv2.resize(inside, (columns, rows), interpolation=cv2.INTER_AREA)
+        return cv2.resize(inside, (columns, rows), interpolation=cv2.INTER_AREA) * TEXT_WINDOW**2
 
     strokes, unmatched = [], []
     for ink, other in ((a.ink, mapped), (mapped, a.ink)):
-        sure = ink >= round(255 * settings.stroke_ink)
+        sure = characters(ink >= round(255 * settings.stroke_ink))
         traced = cv2.dilate((other >= round(255 * settings.trace_ink)).astype(np.uint8), near)
-        strokes.append(window_means(sure))
-        unmatched.append(window_means(sure & (traced == 0)))
-    text = (window_means(covered) > 0.999) & (
-        strokes[0] + strokes[1] >= MIN_TEXT_STROKES / TEXT_WINDOW**2
+        strokes.append(window_sums(sure))
+        unmatched.append(window_sums(sure & (traced == 0)))
+    text = (window_sums(covered) > 0.999 * TEXT_WINDOW**2) & (
+        strokes[0] + strokes[1] >= MIN_TEXT_STROKES
     )
     with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.maximum(
-            np.nan_to_num(unmatched[0] / strokes[0]), np.nan_to_num(unmatched[1] / strokes[1])
-        )
-    differ = text & (share > settings.text_unmatched)
-    return int(differ.sum()), int(text.sum())
+        shares = [np.nan_to_num(unmatched[side] / strokes[side]) for side in (0, 1)]
+    # A window differs when one side has a stroke the other lacks: enough pixels of it to be
+    # part of a character (a changed digit), and a fair share of that side's strokes there.
+    differ = text & (
+        ((unmatched[0] >= settings.text_unmatched_pixels) & (shares[0] > settings.text_unmatched))
+        | ((unmatched[1] >= settings.text_unmatched_pixels) & (shares[1] > settings.text_unmatched))
+    )
+    return TextComparison(
+        int(differ.sum()),
+        int(text.sum()),
+        resolution,
+        a.bilevel and b.bilevel,
+        max(a.text_height, b.text_height * resolution),
+    )
+
+
+def text_height(ink: np.ndarray) -> float:
+    """The median height (px) of a page's characters: its sure strokes that are not rules or
+    specks, gaps of a pixel closed (a fax breaks letters up), as connected components."""
+    import cv2
+
+    glyphs = characters(ink >= 128).astype(np.uint8)
+    glyphs = cv2.morphologyEx(glyphs, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    _, _, stats, _ = cv2.connectedComponentsWithStats(glyphs)
+    heights = stats[1:, cv2.CC_STAT_HEIGHT]
+    heights = heights[heights >= 3]
+    return float(np.median(heights)) if heights.size else 0.0
+
+
+def characters(strokes: np.ndarray) -> np.ndarray:
+    """Of a page's sure strokes (bool), those that can belong to characters: rules (runs longer
+    than RULE_LENGTH across or down, which a table repeats on every fill) and specks (dust, a
+    fax's noise: components under SPECK pixels) are left out. Rules still count as ink a stroke
+    may lie on; only the strokes that are compared drop them."""
+    import cv2
+
+    mask = strokes.astype(np.uint8)
+    across = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, RULE_LENGTH), np.uint8))
+    down = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((RULE_LENGTH, 1), np.uint8))
+    mask &= ~(across | down) & 1
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= SPECK
+    keep[0] = False
+    return keep[labels]

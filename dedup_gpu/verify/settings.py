@@ -11,10 +11,12 @@ CANVAS = 192  # both images are sampled onto a CANVAS x CANVAS grid for the bloc
 BLOCK = 16  # -> a 12 x 12 grid of blocks
 # Documents are compared in more detail: one changed value on a form is a different record, and
 # at 320 px a line of text is three pixels high. At DOCUMENT_SIZE body text is about 8 px high.
-DOCUMENT_SIZE = 1024
-TEXT_WINDOW = 24  # px of the document rendering: two or three characters of body text
+DOCUMENT_SIZE = 2048  # ... or the page's own size, when smaller (never enlarged)
+TEXT_WINDOW = 24  # px of the document rendering: one or two characters of body text
 TEXT_TOLERANCE = 1  # px a stroke may be from the other page's ink once aligned (resampling)
 MIN_TEXT_STROKES = 8  # sure-stroke pixels (both sides) that make a window worth comparing
+RULE_LENGTH = 50  # px; a straight run of ink this long is a rule or a box, not a character
+SPECK = 4  # px; ink components smaller than this are dust or fax noise, not a stroke
 TEMPLATE_SIZE = 96  # px, longest side of the larger picture when searching for a crop in it
 TEMPLATE_MIN_SHARE = 0.2  # smallest share of the larger picture's area searched for a crop
 TEMPLATE_PEAK = 0.6  # correlation at search size worth refining
@@ -25,6 +27,8 @@ TEMPLATE_MATCH = 0.9
 # this share thin dark text on it. ID cards measure 0.73-0.76 and 0.02; photos rarely 0.01.
 CARD_LIGHT_SHARE = 0.65
 CARD_TEXT_SHARE = 0.01
+CARD_TEXT_LINES = 6  # ... in this many lines at least: cards 11-24, captions and memes 1-4
+CARD_TEXT_ROWS = 0.3  # ... or in this share of rows: faxed cards 0.37-0.75, captions 0.07-0.24
 REFINE_SCALE = 0.25  # alignment is refined on strokes shrunk this much: as precise, 4x cheaper
 STROKE = 9  # px; ink narrower than this is a stroke (text, rules, ticks), wider is a fill
 
@@ -46,8 +50,15 @@ class VerifySettings:
     document_screen: float = 0.6  # documents agreeing less than this on the block grid differ
     stroke_ink: float = 0.5  # ink (share of a page's strong strokes) that is surely a stroke
     trace_ink: float = 0.15  # ink that may be a stroke the scanner lightened or blurred
-    text_unmatched: float = 0.15  # a text window differs when this share of strokes is unmatched
-    text_differences: int = 3  # documents with more differing text windows are other records
+    text_unmatched: float = 0.0  # a text window differs when more than this share of strokes
+    text_unmatched_pixels: int = 6  # ... and at least this many stroke pixels have no match
+    text_differences: int = 0  # documents with more differing text windows are other records
+    # Characters smaller than this (px, median) in the compared rendering: another figure in a
+    # field may leave no stroke outside the other's tolerance; the pair is left unverified.
+    text_min_height: float = 10.0
+    text_min_resolution: float = 0.8  # a copy coarser than this (side) leaves the pair unverified
+    # ... and two black-and-white ones of different sizes: strokes break up anew at each size.
+    text_min_bilevel_resolution: float = 0.95
     text_windows_per_difference: int = 100  # ... and at most one per this many text windows
     whole_frame_agreement: float = 0.95  # ... when no keypoint fit was found (blur, tiny copies)
     min_blocks: int = 16  # fewer informative blocks than this: too little to judge (of 144)

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..data import DEFAULT_MAX_PIXELS, decode_image, default_workers
 from ..progress import progress_bars
 from . import transforms
-from .documents import ink_map, looks_like_document, shrunk_ink
+from .documents import ink_map, is_bilevel, looks_like_document, shrunk_ink, text_height
 from .settings import DOCUMENT_SIZE, MIN_DETECTION_SIZE, ORB_FEATURES, THUMBNAIL_SIZE
 
 LAYOUT_SIZE = 96  # longest side of the colour rendering that plain images are compared on
@@ -54,6 +54,8 @@ class Thumbnail:
         # The pen strokes of a larger rendering, for documents only (see add_detail).
         self.ink: np.ndarray | None = None
         self.shrunk_ink: np.ndarray | None = None  # float32, REFINE_SCALE, for refine_alignment
+        self.bilevel = False  # the detail rendering is black and white only (a fax)
+        self.text_height = 0.0  # px, median character height in the detail rendering
         self._mirrored: Keypoints | None = None
         self._pyramid: list[np.ndarray] = []
         self._derived: dict[str, Any] = {}
@@ -62,8 +64,11 @@ class Thumbnail:
         """The same image decoded larger (DOCUMENT_SIZE), for the document comparison."""
         import cv2
 
-        self.ink = ink_map(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        self.ink = ink_map(grey)
         self.shrunk_ink = shrunk_ink(self.ink)
+        self.bilevel = is_bilevel(grey)
+        self.text_height = text_height(self.ink)
 
     def to_rendering(self, shape: tuple[int, int]) -> np.ndarray:
         """The map (3 x 3) from this thumbnail's (trimmed) pixels to those of a rendering of

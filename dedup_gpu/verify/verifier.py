@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import DEFAULT_MAX_PIXELS
+from ..data import DEFAULT_MAX_PIXELS, decode_image
 from ..index import Pairs
 from ..records import Verdict, VerifyMethod, VerifyOutcome
 from . import layout
@@ -25,8 +25,8 @@ from .alignment import (
     template_alignment,
 )
 from .blocks import block_agreement
-from .documents import text_differences
-from .settings import VerifySettings
+from .documents import TextComparison, text_differences
+from .settings import DOCUMENT_SIZE, VerifySettings
 from .signatures import rank_by_signatures
 from .thumbnails import Thumbnail, load_thumbnails
 
@@ -38,11 +38,12 @@ Mapper = Callable[[Callable[..., Any], Iterable[Any]], Iterator[Any]]
 class _Comparison:
     agreement: float  # share of informative blocks (text windows for documents) that agree
     blocks: int  # informative blocks or text windows compared
-    differing: int | None = None  # text windows that differ; None unless compared as text
+    text: TextComparison | None = None  # for documents that reached the text comparison
 
 
-def _outcome(accepted: bool) -> VerifyOutcome:
-    return VerifyOutcome.accepted if accepted else VerifyOutcome.rejected
+def _as_pages(a: Thumbnail | None, b: Thumbnail | None) -> bool:
+    """Whether a pair is compared as records, by its text: when either image is a page."""
+    return a is not None and b is not None and (a.document or b.document)
 
 
 def _decide(
@@ -50,18 +51,43 @@ def _decide(
     comparison: _Comparison,
     document: bool,
     settings: VerifySettings,
-) -> tuple[bool, str]:
+) -> tuple[VerifyOutcome, str]:
     agreement, blocks = comparison.agreement, comparison.blocks
+    rejected, accepted = VerifyOutcome.rejected, VerifyOutcome.accepted
     if blocks < settings.min_blocks:
-        return False, f"too little detail to compare ({blocks} informative blocks)"
+        return rejected, f"too little detail to compare ({blocks} informative blocks)"
     aligned = f"aligned by {alignment.method.value}"
-    if comparison.differing is not None:
+    if comparison.text is not None:
+        text = comparison.text
         # A short note has few text windows, and one changed time in it is one or two of them.
         allowed = min(settings.text_differences, blocks // settings.text_windows_per_difference)
-        counted = f"{comparison.differing} of {blocks} text windows differ (at most {allowed})"
-        if comparison.differing <= allowed:
-            return True, f"document: {aligned}, {counted}"
-        return False, f"document: {aligned}, {counted}"
+        counted = f"{text.differing} of {blocks} text windows differ (at most {allowed})"
+        if text.differing > allowed:
+            return rejected, f"document: {aligned}, {counted}"
+        # At a fax's or a small scan's resolution, or in a fax's broken black-and-white
+        # strokes, another figure in a field (a date, an amount) can leave no stroke that the
+        # other copy's blur or noise does not cover: such a pair is left for review.
+        if text.text_height < settings.text_min_height:
+            return VerifyOutcome.unverified, (
+                f"document: {aligned}, {counted}, but its characters are too small "
+                f"({text.text_height:.0f} px) to tell its figures apart"
+            )
+        if text.resolution < settings.text_min_resolution:
+            return VerifyOutcome.unverified, (
+                f"document: {aligned}, {counted}, but one copy is too coarse "
+                f"(x{text.resolution:.2f} the other's size) to tell its figures apart"
+            )
+        if alignment.method is VerifyMethod.homography:
+            return VerifyOutcome.unverified, (
+                f"document: {aligned}, {counted}, but a photographed page (seen at an angle) "
+                "is too blurred to tell its figures apart"
+            )
+        if text.bilevel and text.resolution < settings.text_min_bilevel_resolution:
+            return VerifyOutcome.unverified, (
+                f"document: {aligned}, {counted}, but two black-and-white copies (faxes) of "
+                f"different sizes (x{text.resolution:.2f}) are too noisy to tell figures apart"
+            )
+        return accepted, f"document: {aligned}, {counted}"
     if alignment.method in (VerifyMethod.whole_frame, VerifyMethod.whole_frame_mirrored):
         needed = settings.whole_frame_agreement
     else:
@@ -69,8 +95,8 @@ def _decide(
     kind = "document" if document else "photo"
     share = f"{agreement:.0%} of {blocks} blocks agree"
     if agreement >= needed and not document:
-        return True, f"{kind}: {aligned}, {share} (need {needed:.0%})"
-    return False, f"{kind}: {aligned}, only {share} (need {needed:.0%})"
+        return accepted, f"{kind}: {aligned}, {share} (need {needed:.0%})"
+    return rejected, f"{kind}: {aligned}, only {share} (need {needed:.0%})"
 
 
 class Verifier:
@@ -168,6 +194,7 @@ class Verifier:
     def _check_new(self, new: list[tuple[int, int]], scores: dict[tuple[int, int], float]) -> None:
         candidates: list[tuple[tuple[int, int], Alignment]] = []
         aligned = []
+        self._add_detail(new)
         for key in new:
             a, b = self._thumbnails[key[0]], self._thumbnails[key[1]]
             if a is None or b is None:
@@ -183,7 +210,7 @@ class Verifier:
                     outcome=VerifyOutcome.rejected,
                     method=VerifyMethod.none,
                     reason=f"too few keypoints to align ({detail})",
-                    document=bool(a.document and b.document),
+                    document=_as_pages(a, b),
                 )
                 continue
             aligned.append(key)
@@ -203,7 +230,7 @@ class Verifier:
                         reason=f"no geometric match ({alignment.inliers} consistent keypoints) "
                         "and the frames differ in shape",
                         inliers=alignment.inliers,
-                        document=bool(a.document and b.document),  # type: ignore[union-attr]
+                        document=_as_pages(a, b),  # type: ignore[arg-type]
                     )
                 else:
                     candidates.append((key, alignment))
@@ -252,6 +279,7 @@ class Verifier:
                 and self.verdicts[key].method is VerifyMethod.template
             }
         )
+        self._confirm_mixed_pairs([key for key in new if self.verdicts[key].accepted])
         # What keypoints and the block grid could not judge (too few keypoints, or too little
         # detail in every alignment tried) is compared by colour layout, and pages by their text
         # under the layout's alignment. Never a verdict the detail already gave.
@@ -268,6 +296,36 @@ class Verifier:
                 )
             ]
         )
+
+    def _confirm_mixed_pairs(self, accepted: list[tuple[int, int]]) -> None:
+        """A page paired with a picture that is not one (a photo of a page, or a picture that
+        carries the same caption as the page) is accepted on its text only when the colour
+        layouts agree too: the text compared may be all the two share."""
+
+        def mixed(key: tuple[int, int]) -> bool:
+            a, b = self._thumbnails[key[0]], self._thumbnails[key[1]]
+            return a is not None and b is not None and a.document != b.document
+
+        keys = [key for key in accepted if mixed(key) and self.verdicts[key].document]
+        found = self._map(
+            lambda key: layout.best_comparison(
+                self._thumbnails[key[0]], self._thumbnails[key[1]], self.settings
+            ),
+            keys,
+        )
+        for key, comparison in zip(keys, found, strict=True):
+            if comparison is not None:
+                outcome, reason = layout.decide(comparison, self.settings)
+                if outcome is VerifyOutcome.accepted:
+                    continue
+            else:
+                reason = "no alignment of their colour layouts overlaps"
+            self.verdicts[key] = replace(
+                self.verdicts[key],
+                outcome=VerifyOutcome.unverified,
+                reason=f"{self.verdicts[key].reason}; only one is a page, and their colour "
+                f"layouts do not confirm it ({reason})",
+            )
 
     def _confirm_placements(self, placements: dict[tuple[int, int], np.ndarray]) -> None:
         """A crop found by template search (`placements`: pair -> b-to-a map) is accepted only
@@ -311,7 +369,7 @@ class Verifier:
             assert a is not None and b is not None
             return a, b
 
-        pages = [key for key in keys if all(image.document for image in pair(key))]
+        pages = [key for key in keys if _as_pages(*pair(key))]
         pictures = [key for key in keys if key not in set(pages)]
         found = self._map(lambda key: layout.best_comparison(*pair(key), self.settings), pictures)
         for key, comparison in zip(pictures, found, strict=True):
@@ -369,10 +427,10 @@ class Verifier:
                 [(a, b, al.matrix) for (a, b), (_, al) in zip(thumbs, chunk, strict=True)]
             )
             for (key, alignment), (a, b), comparison in zip(chunk, thumbs, scores, strict=True):
-                document = bool(a.document and b.document)  # type: ignore[union-attr]
-                accepted, reason = _decide(alignment, comparison, document, self.settings)
+                document = _as_pages(a, b)  # type: ignore[arg-type]
+                outcome, reason = _decide(alignment, comparison, document, self.settings)
                 verdict = Verdict(
-                    outcome=_outcome(accepted),
+                    outcome=outcome,
                     method=alignment.method,
                     reason=reason,
                     inliers=alignment.inliers,
@@ -389,7 +447,7 @@ class Verifier:
 
     def _agreement(self, pairs: list[tuple[Thumbnail, Thumbnail, np.ndarray]]) -> list[_Comparison]:
         """Block agreement of each pair; pairs of documents that pass it, compared as text."""
-        documents = [a.document and b.document for a, b, _ in pairs]
+        documents = [_as_pages(a, b) for a, b, _ in pairs]
         results = [_Comparison(0.0, 0)] * len(pairs)
         photos = [slot for slot, doc in enumerate(documents) if not doc]
         pages = [slot for slot, doc in enumerate(documents) if doc]
@@ -413,10 +471,33 @@ class Verifier:
             if agreement >= self.settings.document_screen:
                 close.append(slot)
         fine = text_differences([pairs[slot] for slot in close], self.settings, self._map)
-        for slot, (differing, windows) in zip(close, fine, strict=True):
-            share = 1.0 - differing / windows if windows else 0.0
-            results[slot] = _Comparison(share, windows, differing)
+        for slot, text in zip(close, fine, strict=True):
+            share = 1.0 - text.differing / text.windows if text.windows else 0.0
+            results[slot] = _Comparison(share, text.windows, text)
         return results
+
+    def _add_detail(self, keys: list[tuple[int, int]]) -> None:
+        """The pen strokes of images paired with a page that were not taken for pages
+        themselves (a page photographed in poor light, a card on a patterned ground): such a
+        pair is compared as records are, by their text, never waved through on its layout."""
+        rows = {
+            row
+            for key in keys
+            if _as_pages(self._thumbnails[key[0]], self._thumbnails[key[1]])
+            for row in key
+            if self._thumbnails[row].ink is None  # type: ignore[union-attr]
+        }
+
+        def add(row: int) -> None:
+            try:
+                rendering = decode_image(
+                    self.paths[row], DOCUMENT_SIZE, self.max_pixels, keep_aspect=True
+                )
+                self._thumbnails[row].add_detail(rendering.pixels)  # type: ignore[union-attr]
+            except Exception:  # decoded once already; unreadable now: the image is left out
+                self._thumbnails[row] = None
+
+        list(self._map(add, sorted(rows)))
 
     def _load(self, rows: set[int]) -> None:
         missing = sorted(rows - self._thumbnails.keys())
