@@ -169,8 +169,8 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
 
 def is_bilevel(grey: np.ndarray) -> bool:
     """A black-and-white page (a fax, a bitonal scan, dithered or not): almost no pixel is a
-    shade between ink and paper. Its strokes are broken and thickened at random, so a changed
-    figure can hide in that noise; such pairs are never accepted on their text alone."""
+    shade between ink and paper. Its strokes are broken and thickened anew at each size it is
+    sampled at, so two such copies of different sizes are never accepted on their text."""
     histogram = np.bincount(grey.ravel(), minlength=256)
     return bool(histogram[48:208].sum() < 0.01 * grey.size)
 
@@ -252,8 +252,9 @@ def text_differences(
 
     b's pen strokes are mapped onto a's document rendering, the keypoint alignment is refined to
     a fraction of a pixel (`refine_alignment`), and each TEXT_WINDOW square is compared stroke by
-    stroke: a window differs when more than `text_unmatched` of one side's sure strokes have no
-    trace of ink on the other side within TEXT_TOLERANCE pixels. A rescan's strokes land on the
+    stroke: a window differs when `text_unmatched_pixels` or more of one side's sure strokes
+    (rules and specks left out, `characters`) have no trace of ink on the other side within
+    TEXT_TOLERANCE pixels. A rescan's strokes land on the
     same strokes whether the scanner thickened, thinned or greyed them; another value in a field
     leaves strokes over blank paper or between the other's letters. Only windows that both pages
     cover count. Pages are compared at the coarser of the two renderings' resolutions. OpenCV
@@ -301,7 +302,8 @@ def _text_windows(
     with np.errstate(divide="ignore", invalid="ignore"):
         shares = [np.nan_to_num(unmatched[side] / strokes[side]) for side in (0, 1)]
     # A window differs when one side has a stroke the other lacks: enough pixels of it to be
-    # part of a character (a changed digit), and a fair share of that side's strokes there.
+    # part of a character (a changed digit), counted, not as a share (a bold figure's many
+    # strokes would hide the change), unless `text_unmatched` asks for a share as well.
     differ = text & (
         ((unmatched[0] >= settings.text_unmatched_pixels) & (shares[0] > settings.text_unmatched))
         | ((unmatched[1] >= settings.text_unmatched_pixels) & (shares[1] > settings.text_unmatched))

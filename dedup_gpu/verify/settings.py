@@ -10,7 +10,7 @@ ORB_FEATURES = 500  # matching cost grows with the square of this; 500 finds cro
 CANVAS = 192  # both images are sampled onto a CANVAS x CANVAS grid for the block comparison
 BLOCK = 16  # -> a 12 x 12 grid of blocks
 # Documents are compared in more detail: one changed value on a form is a different record, and
-# at 320 px a line of text is three pixels high. At DOCUMENT_SIZE body text is about 8 px high.
+# at 320 px a line of text is three pixels high. On a 150 dpi page body text is about 14 px high.
 DOCUMENT_SIZE = 2048  # ... or the page's own size, when smaller (never enlarged)
 TEXT_WINDOW = 24  # px of the document rendering: one or two characters of body text
 TEXT_TOLERANCE = 1  # px a stroke may be from the other page's ink once aligned (resampling)
