@@ -59,6 +59,7 @@ class VerifySettings:
     text_min_resolution: float = 0.8  # a copy coarser than this (side) leaves the pair unverified
     # ... and two black-and-white ones of different sizes: strokes break up anew at each size.
     text_min_bilevel_resolution: float = 0.95
+    one_page_agreement: float = 0.9  # a page and a non-page: blocks that must agree too
     text_windows_per_difference: int = 100  # ... and at most one per this many text windows
     whole_frame_agreement: float = 0.95  # ... when no keypoint fit was found (blur, tiny copies)
     min_blocks: int = 16  # fewer informative blocks than this: too little to judge (of 144)

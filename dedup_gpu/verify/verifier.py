@@ -39,6 +39,7 @@ class _Comparison:
     agreement: float  # share of informative blocks (text windows for documents) that agree
     blocks: int  # informative blocks or text windows compared
     text: TextComparison | None = None  # for documents that reached the text comparison
+    screen: tuple[float, int] = (0.0, 0)  # pages: the strict block grid's (agreement, blocks)
 
 
 def _as_pages(a: Thumbnail | None, b: Thumbnail | None) -> bool:
@@ -51,7 +52,10 @@ def _decide(
     comparison: _Comparison,
     document: bool,
     settings: VerifySettings,
+    one_page: bool = False,
 ) -> tuple[VerifyOutcome, str]:
+    """The verdict on one alignment of a pair. `one_page`: only one image of the pair is a page
+    (its text agreeing must then be confirmed on the block grid)."""
     agreement, blocks = comparison.agreement, comparison.blocks
     rejected, accepted = VerifyOutcome.rejected, VerifyOutcome.accepted
     if blocks < settings.min_blocks:
@@ -67,7 +71,7 @@ def _decide(
         # At a fax's or a small scan's resolution, or in a fax's broken black-and-white
         # strokes, another figure in a field (a date, an amount) can leave no stroke that the
         # other copy's blur or noise does not cover: such a pair is left for review.
-        if text.text_height < settings.text_min_height:
+        if text.text_height < settings.text_min_height and not one_page:
             return VerifyOutcome.unverified, (
                 f"document: {aligned}, {counted}, but its characters are too small "
                 f"({text.text_height:.0f} px) to tell its figures apart"
@@ -86,6 +90,16 @@ def _decide(
             return VerifyOutcome.unverified, (
                 f"document: {aligned}, {counted}, but two black-and-white copies (faxes) of "
                 f"different sizes (x{text.resolution:.2f}) are too noisy to tell figures apart"
+            )
+        screen, screened = comparison.screen
+        if one_page and (
+            screen < settings.one_page_agreement or screened < 2 * settings.min_blocks
+        ):
+            # Only one is a page: the text compared (a caption both carry) may be all the two
+            # share, so the picture around it must agree block by block as well.
+            return VerifyOutcome.unverified, (
+                f"document: {aligned}, {counted}, but only one image is a page and only "
+                f"{screen:.0%} of {screened} blocks agree (need {settings.one_page_agreement:.0%})"
             )
         return accepted, f"document: {aligned}, {counted}"
     if alignment.method in (VerifyMethod.whole_frame, VerifyMethod.whole_frame_mirrored):
@@ -279,7 +293,6 @@ class Verifier:
                 and self.verdicts[key].method is VerifyMethod.template
             }
         )
-        self._confirm_mixed_pairs([key for key in new if self.verdicts[key].accepted])
         # What keypoints and the block grid could not judge (too few keypoints, or too little
         # detail in every alignment tried) is compared by colour layout, and pages by their text
         # under the layout's alignment. Never a verdict the detail already gave.
@@ -296,36 +309,6 @@ class Verifier:
                 )
             ]
         )
-
-    def _confirm_mixed_pairs(self, accepted: list[tuple[int, int]]) -> None:
-        """A page paired with a picture that is not one (a photo of a page, or a picture that
-        carries the same caption as the page) is accepted on its text only when the colour
-        layouts agree too: the text compared may be all the two share."""
-
-        def mixed(key: tuple[int, int]) -> bool:
-            a, b = self._thumbnails[key[0]], self._thumbnails[key[1]]
-            return a is not None and b is not None and a.document != b.document
-
-        keys = [key for key in accepted if mixed(key) and self.verdicts[key].document]
-        found = self._map(
-            lambda key: layout.best_comparison(
-                self._thumbnails[key[0]], self._thumbnails[key[1]], self.settings
-            ),
-            keys,
-        )
-        for key, comparison in zip(keys, found, strict=True):
-            if comparison is not None:
-                outcome, reason = layout.decide(comparison, self.settings)
-                if outcome is VerifyOutcome.accepted:
-                    continue
-            else:
-                reason = "no alignment of their colour layouts overlaps"
-            self.verdicts[key] = replace(
-                self.verdicts[key],
-                outcome=VerifyOutcome.unverified,
-                reason=f"{self.verdicts[key].reason}; only one is a page, and their colour "
-                f"layouts do not confirm it ({reason})",
-            )
 
     def _confirm_placements(self, placements: dict[tuple[int, int], np.ndarray]) -> None:
         """A crop found by template search (`placements`: pair -> b-to-a map) is accepted only
@@ -428,7 +411,8 @@ class Verifier:
             )
             for (key, alignment), (a, b), comparison in zip(chunk, thumbs, scores, strict=True):
                 document = _as_pages(a, b)  # type: ignore[arg-type]
-                outcome, reason = _decide(alignment, comparison, document, self.settings)
+                one_page = a.document != b.document  # type: ignore[union-attr]
+                outcome, reason = _decide(alignment, comparison, document, self.settings, one_page)
                 verdict = Verdict(
                     outcome=outcome,
                     method=alignment.method,
@@ -467,13 +451,13 @@ class Verifier:
         )
         close = []
         for slot, (agreement, blocks) in zip(pages, coarse, strict=True):
-            results[slot] = _Comparison(agreement, blocks)
+            results[slot] = _Comparison(agreement, blocks, screen=(agreement, blocks))
             if agreement >= self.settings.document_screen:
                 close.append(slot)
         fine = text_differences([pairs[slot] for slot in close], self.settings, self._map)
         for slot, text in zip(close, fine, strict=True):
             share = 1.0 - text.differing / text.windows if text.windows else 0.0
-            results[slot] = _Comparison(share, text.windows, text)
+            results[slot] = _Comparison(share, text.windows, text, results[slot].screen)
         return results
 
     def _add_detail(self, keys: list[tuple[int, int]]) -> None:
