@@ -55,7 +55,7 @@ class VerifySettings:
     text_differences: int = 0  # documents with more differing text windows are other records
     # Characters smaller than this (px, median) in the compared rendering: another figure in a
     # field may leave no stroke outside the other's tolerance; the pair is left unverified.
-    text_min_height: float = 10.0
+    text_min_height: float = 9.0
     text_min_resolution: float = 0.8  # a copy coarser than this (side) leaves the pair unverified
     # ... and two black-and-white ones of different sizes: strokes break up anew at each size.
     text_min_bilevel_resolution: float = 0.95

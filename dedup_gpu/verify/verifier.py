@@ -71,7 +71,7 @@ def _decide(
         # At a fax's or a small scan's resolution, or in a fax's broken black-and-white
         # strokes, another figure in a field (a date, an amount) can leave no stroke that the
         # other copy's blur or noise does not cover: such a pair is left for review.
-        if text.text_height < settings.text_min_height and not one_page:
+        if text.text_height < settings.text_min_height:
             return VerifyOutcome.unverified, (
                 f"document: {aligned}, {counted}, but its characters are too small "
                 f"({text.text_height:.0f} px) to tell its figures apart"
