@@ -170,7 +170,7 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
 def is_bilevel(grey: np.ndarray) -> bool:
     """A black-and-white page (a fax, a bitonal scan, dithered or not): almost no pixel is a
     shade between ink and paper. Its strokes are broken and thickened anew at each size it is
-    sampled at, so two such copies of different sizes are never accepted on their text."""
+    sampled at, so two such copies are never accepted on their text alone."""
     histogram = np.bincount(grey.ravel(), minlength=256)
     return bool(histogram[48:208].sum() < 0.01 * grey.size)
 
@@ -204,18 +204,18 @@ def refine_alignment(a: Thumbnail, b: Thumbnail, b_to_a: np.ndarray) -> np.ndarr
     where it does not converge (mostly different pages) the keypoint fit stands."""
     import cv2
 
-    assert a.shrunk_ink is not None and b.shrunk_ink is not None
+    target, moving = a.shrunk_ink(), b.shrunk_ink()
     # Pixel centres at full size x and shrunk u relate as x = k u + (k - 1) / 2, k = 1 / scale.
     k = 1.0 / REFINE_SCALE
     to_full = np.array([[k, 0.0, (k - 1) / 2], [0.0, k, (k - 1) / 2], [0.0, 0.0, 1.0]])
     shrunk_b_to_a = transforms.inverse(to_full) @ b_to_a @ to_full
-    mapped = warp(b.shrunk_ink, shrunk_b_to_a, a.shrunk_ink.shape)
+    mapped = warp(moving, shrunk_b_to_a, target.shape)
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-4)
     perspective = not transforms.is_affine(b_to_a)
     motion = cv2.MOTION_HOMOGRAPHY if perspective else cv2.MOTION_AFFINE
     start = np.eye(3, dtype=np.float32) if perspective else np.eye(2, 3, dtype=np.float32)
     try:
-        _, found = cv2.findTransformECC(a.shrunk_ink, mapped, start, motion, criteria, None, 1)
+        _, found = cv2.findTransformECC(target, mapped, start, motion, criteria, None, 1)
     except cv2.error:
         return b_to_a
     correction = found.astype(np.float64)
@@ -228,8 +228,7 @@ def refine_alignment(a: Thumbnail, b: Thumbnail, b_to_a: np.ndarray) -> np.ndarr
 
 def to_detail(image: Thumbnail) -> np.ndarray:
     """The map from (trimmed) thumbnail pixels to the pixels of the detail rendering."""
-    assert image.ink is not None
-    return image.to_rendering(image.ink.shape)
+    return image.to_rendering(image.detail_shape)
 
 
 @dataclass(frozen=True)
@@ -269,20 +268,21 @@ def _text_windows(
 ) -> TextComparison:
     import cv2
 
-    assert a.ink is not None and b.ink is not None
     to_a = to_detail(a) @ b_to_a @ transforms.inverse(to_detail(b))
     # How wide one of b's pixels lands on a, mid-page: above 1 where b is the coarser rendering
     # (a fax kept at its own size, a photo in which the page fills part of the frame).
-    resolution = transforms.local_scale(to_a, (b.ink.shape[1] / 2, b.ink.shape[0] / 2))
+    height, width = b.detail_shape
+    resolution = transforms.local_scale(to_a, (width / 2, height / 2))
     if resolution > 1.0:
         # Compared at the coarser of the two renderings (a fax kept at its own size): strokes
         # enlarged from a coarse page are blurred wider than any tolerance a sharp one allows.
         a, b, to_a = b, a, transforms.inverse(to_a)
         resolution = 1.0 / resolution
     to_a = refine_alignment(a, b, to_a)
-    height, width = a.ink.shape
-    mapped = warp(b.ink, to_a, a.ink.shape, borderValue=0)
-    covered = warp(np.ones_like(b.ink), to_a, a.ink.shape, flags=cv2.INTER_NEAREST, borderValue=0)
+    ink_a, ink_b = a.ink(), b.ink()
+    height, width = ink_a.shape
+    mapped = warp(ink_b, to_a, ink_a.shape, borderValue=0)
+    covered = warp(np.ones_like(ink_b), to_a, ink_a.shape, flags=cv2.INTER_NEAREST, borderValue=0)
     near = np.ones((2 * TEXT_TOLERANCE + 1,) * 2, np.uint8)
     rows, columns = height // TEXT_WINDOW, width // TEXT_WINDOW
 
@@ -290,23 +290,25 @@ def _text_windows(
         inside = mask[: rows * TEXT_WINDOW, : columns * TEXT_WINDOW].astype(np.float32)
         return cv2.resize(inside, (columns, rows), interpolation=cv2.INTER_AREA) * TEXT_WINDOW**2
 
+    # Sure strokes, rules and specks left out, found in each page's own frame (where its rules
+    # run straight across and down) once per page, then b's carried onto a with the ink.
+    threshold = round(255 * settings.stroke_ink)
+    sure_a = a.characters(threshold, ink_a)
+    sure_b = warp(b.characters(threshold, ink_b).astype(np.uint8), to_a, ink_a.shape) > 0
     strokes, unmatched = [], []
-    for ink, other in ((a.ink, mapped), (mapped, a.ink)):
-        sure = characters(ink >= round(255 * settings.stroke_ink))
+    for sure, other in ((sure_a, mapped), (sure_b, ink_a)):
         traced = cv2.dilate((other >= round(255 * settings.trace_ink)).astype(np.uint8), near)
         strokes.append(window_sums(sure))
         unmatched.append(window_sums(sure & (traced == 0)))
     text = (window_sums(covered) > 0.999 * TEXT_WINDOW**2) & (
         strokes[0] + strokes[1] >= MIN_TEXT_STROKES
     )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shares = [np.nan_to_num(unmatched[side] / strokes[side]) for side in (0, 1)]
     # A window differs when one side has a stroke the other lacks: enough pixels of it to be
-    # part of a character (a changed digit), counted, not as a share (a bold figure's many
-    # strokes would hide the change), unless `text_unmatched` asks for a share as well.
+    # part of a character (a changed digit), counted, not as a share of the window's strokes
+    # (a bold figure's many strokes would hide the change).
     differ = text & (
-        ((unmatched[0] >= settings.text_unmatched_pixels) & (shares[0] > settings.text_unmatched))
-        | ((unmatched[1] >= settings.text_unmatched_pixels) & (shares[1] > settings.text_unmatched))
+        (unmatched[0] >= settings.text_unmatched_pixels)
+        | (unmatched[1] >= settings.text_unmatched_pixels)
     )
     return TextComparison(
         int(differ.sum()),
@@ -317,14 +319,13 @@ def _text_windows(
     )
 
 
-def text_height(ink: np.ndarray) -> float:
-    """The median height (px) of a page's characters: its sure strokes that are not rules or
-    specks, gaps of a pixel closed (a fax breaks letters up), as connected components."""
+def text_height(glyphs: np.ndarray) -> float:
+    """The median height (px) of a page's characters (`characters` of its sure strokes), gaps
+    of a pixel closed (a fax breaks letters up), as connected components."""
     import cv2
 
-    glyphs = characters(ink >= 128).astype(np.uint8)
-    glyphs = cv2.morphologyEx(glyphs, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-    _, _, stats, _ = cv2.connectedComponentsWithStats(glyphs)
+    closed = cv2.morphologyEx(glyphs.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    _, _, stats, _ = cv2.connectedComponentsWithStats(closed)
     heights = stats[1:, cv2.CC_STAT_HEIGHT]
     heights = heights[heights >= 3]
     return float(np.median(heights)) if heights.size else 0.0

@@ -50,15 +50,14 @@ class VerifySettings:
     document_screen: float = 0.6  # documents agreeing less than this on the block grid differ
     stroke_ink: float = 0.5  # ink (share of a page's strong strokes) that is surely a stroke
     trace_ink: float = 0.15  # ink that may be a stroke the scanner lightened or blurred
-    text_unmatched: float = 0.0  # a text window differs when more than this share of strokes
-    text_unmatched_pixels: int = 6  # ... and at least this many stroke pixels have no match
+    # A text window differs when at least this many of one side's sure stroke pixels have no
+    # trace of ink on the other side (a changed digit leaves a dozen or more at 2048 px).
+    text_unmatched_pixels: int = 6
     text_differences: int = 0  # documents with more differing text windows are other records
     # Characters smaller than this (px, median) in the compared rendering: another figure in a
     # field may leave no stroke outside the other's tolerance; the pair is left unverified.
     text_min_height: float = 9.0
     text_min_resolution: float = 0.8  # a copy coarser than this (side) leaves the pair unverified
-    # ... and two black-and-white ones of different sizes: strokes break up anew at each size.
-    text_min_bilevel_resolution: float = 0.95
     one_page_agreement: float = 0.9  # a page and a non-page: blocks that must agree too
     text_windows_per_difference: int = 100  # ... and at most one per this many text windows
     whole_frame_agreement: float = 0.95  # ... when no keypoint fit was found (blur, tiny copies)

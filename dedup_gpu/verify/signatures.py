@@ -49,9 +49,8 @@ def page_signatures(
     import cv2
 
     anchor = pages[reference]
-    assert anchor.ink is not None
-    height, width = (round(side * PAGE_SCALE) for side in anchor.ink.shape)
-    to_small = transforms.grid_scale(anchor.ink.shape, (height, width))
+    height, width = (round(side * PAGE_SCALE) for side in anchor.detail_shape)
+    to_small = transforms.grid_scale(anchor.detail_shape, (height, width))
     strokes: list[np.ndarray | None] = []
     for page in pages:
         matrix = (
@@ -59,12 +58,12 @@ def page_signatures(
             if page is anchor
             else fit_similarity(anchor.keypoints, page.keypoints, settings)[0]
         )
-        if matrix is None or page.ink is None:
+        if matrix is None or not page.has_detail:
             strokes.append(None)
             continue
         page_to_small = to_small @ to_detail(anchor) @ matrix @ transforms.inverse(to_detail(page))
         # Blurred to the target's pixel size first, so the warp does not alias thin strokes.
-        blurred = cv2.GaussianBlur(page.ink.astype(np.float32), (0, 0), 0.5 / PAGE_SCALE)
+        blurred = cv2.GaussianBlur(page.ink().astype(np.float32), (0, 0), 0.5 / PAGE_SCALE)
         strokes.append(cv2.warpAffine(blurred, page_to_small[:2], (width, height)))
     # A page of another form also registers (forms share boxes and rules), but most of its ink
     # then lies off the anchor's: such a page belongs to another anchor's cluster.
@@ -180,7 +179,7 @@ def _registered_pages(
 
     def is_page(row: int) -> bool:
         image = thumbnails.get(row)
-        return image is not None and image.document and image.ink is not None
+        return image is not None and image.document and image.has_detail
 
     found: dict[int, tuple[int, np.ndarray]] = {}
     edges = [(a, b) for a, b in zip(left, right, strict=True) if is_page(a) and is_page(b)]

@@ -17,7 +17,15 @@ from torch.utils.data import DataLoader, Dataset
 from ..data import DEFAULT_MAX_PIXELS, decode_image, default_workers
 from ..progress import progress_bars
 from . import transforms
-from .documents import ink_map, is_bilevel, looks_like_document, shrunk_ink, text_height
+from .documents import (
+    characters,
+    ink_map,
+    is_bilevel,
+    looks_like_document,
+    shrunk_ink,
+    text_height,
+)
+from .packed import Packed
 from .settings import DOCUMENT_SIZE, MIN_DETECTION_SIZE, ORB_FEATURES, THUMBNAIL_SIZE
 
 LAYOUT_SIZE = 96  # longest side of the colour rendering that plain images are compared on
@@ -51,9 +59,11 @@ class Thumbnail:
         # each one flat colour; the layout comparison places padding and crops itself instead.
         self.colour = _layout_rendering(rgb)
         self.keypoints = keypoints_of(self._detection_image(self.grey))
-        # The pen strokes of a larger rendering, for documents only (see add_detail).
-        self.ink: np.ndarray | None = None
-        self.shrunk_ink: np.ndarray | None = None  # float32, REFINE_SCALE, for refine_alignment
+        # The pen strokes of a larger rendering, for documents only (see add_detail), packed:
+        # a run keeps every page's for its whole length.
+        self._ink: Packed | None = None
+        self._shrunk_ink: Packed | None = None
+        self._characters: dict[int, Packed] = {}
         self.bilevel = False  # the detail rendering is black and white only (a fax)
         self.text_height = 0.0  # px, median character height in the detail rendering
         self._mirrored: Keypoints | None = None
@@ -65,10 +75,39 @@ class Thumbnail:
         import cv2
 
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        self.ink = ink_map(grey)
-        self.shrunk_ink = shrunk_ink(self.ink)
+        ink = ink_map(grey)
+        self._ink = Packed.of(ink)
+        self._shrunk_ink = Packed.of(shrunk_ink(ink))
         self.bilevel = is_bilevel(grey)
-        self.text_height = text_height(self.ink)
+        self.text_height = text_height(self.characters(128, ink))
+
+    @property
+    def has_detail(self) -> bool:
+        return self._ink is not None
+
+    @property
+    def detail_shape(self) -> tuple[int, int]:
+        """(height, width) of the detail rendering."""
+        assert self._ink is not None
+        return self._ink.shape  # type: ignore[return-value]
+
+    def ink(self) -> np.ndarray:
+        """The pen strokes of the detail rendering (uint8 0..255, `ink_map`), unpacked anew."""
+        assert self._ink is not None
+        return self._ink.unpacked()
+
+    def shrunk_ink(self) -> np.ndarray:
+        """The strokes shrunk for `refine_alignment` (float32, REFINE_SCALE), unpacked anew."""
+        assert self._shrunk_ink is not None
+        return self._shrunk_ink.unpacked()
+
+    def characters(self, threshold: int, ink: np.ndarray | None = None) -> np.ndarray:
+        """`characters` of the strokes at ink `threshold` and above, found once per threshold:
+        every pair the page is in uses the same mask (`ink`: the strokes, when at hand)."""
+        if threshold not in self._characters:  # threads may race; both make the same mask
+            strokes = self.ink() if ink is None else ink
+            self._characters[threshold] = Packed.of(characters(strokes >= threshold))
+        return self._characters[threshold].unpacked()
 
     def to_rendering(self, shape: tuple[int, int]) -> np.ndarray:
         """The map (3 x 3) from this thumbnail's (trimmed) pixels to those of a rendering of
@@ -125,6 +164,13 @@ class Thumbnail:
         state["_pyramid"] = []  # rebuilt on demand; keeps worker-to-main transfers small
         state["_derived"] = {}
         return state
+
+
+def add_detail_of(thumbnail: Thumbnail, path: str, max_pixels: int) -> None:
+    """`thumbnail.add_detail` from the image at `path`, decoded again at DOCUMENT_SIZE (never
+    enlarged): what the text comparison reads."""
+    rendering = decode_image(path, DOCUMENT_SIZE, max_pixels, keep_aspect=True)
+    thumbnail.add_detail(rendering.pixels)
 
 
 def padding(grey: np.ndarray, tolerance: int = 10, margin: int = 2) -> tuple[int, int, int, int]:
@@ -207,9 +253,7 @@ class _ThumbnailDataset(Dataset):
                 rgb = decode_image(path, THUMBNAIL_SIZE, self.max_pixels, keep_aspect=True).pixels
             thumbnail = Thumbnail(rgb)
             if thumbnail.document:
-                thumbnail.add_detail(
-                    decode_image(path, DOCUMENT_SIZE, self.max_pixels, keep_aspect=True).pixels
-                )
+                add_detail_of(thumbnail, path, self.max_pixels)
             return index, thumbnail
         except Exception:  # it decoded once for the embedding; treat it as unverifiable
             return index, None
