@@ -19,6 +19,7 @@ from .settings import (
     MIN_TEXT_STROKES,
     REFINE_SCALE,
     RULE_LENGTH,
+    SHEET_BRIGHT_SHARE,
     SPECK,
     STROKE,
     TEXT_TOLERANCE,
@@ -32,29 +33,34 @@ if TYPE_CHECKING:
 
 
 def looks_like_document(rgb: np.ndarray, grey: np.ndarray | None = None) -> bool:
-    """A paper page, alone or photographed lying on something. Mostly near-white paper, little
-    colour, and the rest thin dark strokes (text, rules, boxes) rather than shaded areas. Text
-    pages and forms, scanned, faxed or generated, pass; photos, including bright ones and
-    objects on white, do not. When the whole picture is not a page, its largest bright region
-    (the sheet on a table) is tested the same way, its uneven light evened out first."""
+    """A paper page or a card, alone or photographed lying on something. Mostly near-white
+    paper, little colour, and the rest thin dark strokes (text, rules, boxes) rather than shaded
+    areas. Text pages and forms, scanned, faxed or generated, pass; photos, including bright
+    ones and objects on white, do not. When the whole picture is not a page, each four-sided
+    bright region in it (a sheet or a card on a table, `_sheets`) that is nearly all bright is
+    squared up, its uneven light evened out, and tested the same way."""
     import cv2
 
     if grey is None:  # `grey`: the same image in grey, when the caller has it already
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     if _is_page(rgb, grey, None) or _is_card(grey):
         return True
-    sheet = _sheet(grey)
-    if sheet is None:
-        return False
-    # Light falling off across a photographed sheet: divide by the paper's own level (the
-    # grey with the ink closed over, smoothed), so the sheet reads as evenly white.
-    level = cv2.GaussianBlur(
-        cv2.morphologyEx(grey, cv2.MORPH_CLOSE, np.ones((15, 15), np.uint8)).astype(np.float32),
-        (0, 0),
-        8.0,
-    )
-    even = np.clip(grey.astype(np.float32) * (235.0 / np.maximum(level, 1.0)), 0, 255)
-    return _is_page(rgb, even.astype(np.uint8), sheet)
+    for corners in _sheets(grey):
+        flat_grey = _squared_up(grey, corners)
+        # Evening out the light would flatten any picture into paper and strokes: the sheet
+        # must be paper before that, nearly all of it at least half as bright as its paper (a
+        # shadow over a page darkens it less; a photo's shaded areas are darker).
+        if (flat_grey >= 0.5 * np.percentile(flat_grey, 95)).mean() < SHEET_BRIGHT_SHARE:
+            continue
+        # Light falling off across a photographed sheet: divide by the paper's own level (the
+        # grey with the ink closed over, smoothed), so the sheet reads as evenly white.
+        closed = cv2.morphologyEx(flat_grey, cv2.MORPH_CLOSE, np.ones((15, 15), np.uint8))
+        level = cv2.GaussianBlur(closed.astype(np.float32), (0, 0), 8.0)
+        even = np.clip(flat_grey.astype(np.float32) * (235.0 / np.maximum(level, 1.0)), 0, 255)
+        even = even.astype(np.uint8)
+        if _is_page(_squared_up(rgb, corners), even, None) or _is_card(even):
+            return True
+    return False
 
 
 def _paper_level(pixels: np.ndarray) -> int:
@@ -90,39 +96,119 @@ def _is_card(grey: np.ndarray) -> bool:
     return lines >= CARD_TEXT_LINES or bool(rows.mean() >= CARD_TEXT_ROWS)
 
 
-def _sheet(grey: np.ndarray) -> np.ndarray | None:
-    """The largest bright region (a mask, eroded off its edge) when it covers a quarter of the
-    picture or more but not nearly all of it: a sheet photographed on a table; else None."""
+def _sheets(grey: np.ndarray) -> list[np.ndarray]:
+    """The corners (float32 [4, 2], x y, clockwise from top left) of bright four-sided regions
+    covering a sixth to nearly all of the picture and running off at most one of its edges: a
+    sheet, a receipt or a card photographed on a table. One brightness cut cannot find every
+    sheet (a white page on a light table, a pink card on wood, a shadow across it), so several
+    are tried: every 5th percentile from the 40th to the 85th and Otsu's; and the outline of
+    the largest closed contour of edges (a sheet barely brighter than the table). Each region is
+    kept once."""
     import cv2
 
-    bright = (grey >= min(float(np.percentile(grey, 60)), 200.0)).astype(np.uint8)
+    otsu, _ = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    percentiles = np.percentile(grey, np.arange(40, 90, 5))
+    levels = {round(float(level)) for level in percentiles} | {round(otsu)}
+    found: list[np.ndarray] = []
+    near = 0.02 * max(grey.shape)
+    outlined = _outlined_quadrilateral(grey)
+    for corners in [outlined, *(_bright_quadrilateral(grey, level) for level in sorted(levels))]:
+        if corners is not None and not any(np.abs(corners - f).max() < near for f in found):
+            found.append(corners)
+    return found
+
+
+def _bright_quadrilateral(grey: np.ndarray, level: float) -> np.ndarray | None:
+    """`_sheets` for one brightness `level`: the largest region at least that bright, if it is
+    a sheet's shape; else None."""
+    import cv2
+
+    bright = (grey >= level).astype(np.uint8)
     bright = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(bright)
     if count <= 1:
         return None
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     left, top, width, height, area = (int(value) for value in stats[largest])
-    if not 0.25 * grey.size <= area <= 0.95 * grey.size:
+    if not grey.size / 6 <= area <= 0.95 * grey.size:
         return None
-    # A sheet photographed on a table shows the table round it: a bright region running off
-    # two or more edges of the picture is a sky, a wall or a page filling the frame.
-    rows, columns = grey.shape
-    edges = (top <= 1) + (left <= 1) + (top + height >= rows - 1) + (left + width >= columns - 1)
-    if edges > 1:
+    if _edges_run_off(grey.shape, left, top, width, height) > 1:
         return None
     region = (labels == largest).astype(np.uint8)
-    # Fill the ink inside the sheet, then keep away from its edge (shadow, background).
+    # Fill the ink inside the sheet.
     region = cv2.morphologyEx(region, cv2.MORPH_CLOSE, np.ones((15, 15), np.uint8))
     # A sheet seen at an angle is a convex quadrilateral; a sky or a white wall is not.
     contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     outline = max(contours, key=cv2.contourArea)
-    hull = cv2.contourArea(cv2.convexHull(outline))
-    if hull <= 0 or cv2.contourArea(outline) < 0.92 * hull:
+    hull = cv2.convexHull(outline)
+    hull_area = cv2.contourArea(hull)
+    if hull_area <= 0 or cv2.contourArea(outline) < 0.92 * hull_area:
         return None
-    corners = cv2.approxPolyDP(cv2.convexHull(outline), 0.04 * cv2.arcLength(outline, True), True)
+    return _corners_of(hull)
+
+
+def _outlined_quadrilateral(grey: np.ndarray) -> np.ndarray | None:
+    """The convex outline of the largest contour of edges (Canny), if it is four-sided, covers
+    a sixth of the picture or more and runs off at most one of its edges; else None."""
+    import cv2
+
+    edges = cv2.Canny(cv2.GaussianBlur(grey, (5, 5), 0), 20, 60)
+    edges = cv2.dilate(edges, np.ones((3, 3), np.uint8))
+    contours, _ = cv2.findContours(edges, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    hull = cv2.convexHull(max(contours, key=cv2.contourArea))
+    if cv2.contourArea(hull) < grey.size / 6:
+        return None
+    if _edges_run_off(grey.shape, *cv2.boundingRect(hull)) > 1:
+        return None
+    return _corners_of(hull)
+
+
+def _edges_run_off(shape: tuple[int, ...], left: int, top: int, width: int, height: int) -> int:
+    """How many of the picture's edges a region's bounding box touches. A sheet photographed on
+    a table shows the table round it: a bright region running off two or more edges of the
+    picture is a sky, a wall or a page filling the frame."""
+    rows, columns = shape[:2]
+    return (top <= 1) + (left <= 1) + (top + height >= rows - 1) + (left + width >= columns - 1)
+
+
+def _corners_of(hull: np.ndarray) -> np.ndarray | None:
+    """A convex outline's four corners, clockwise from the top left; None unless it is
+    four-sided."""
+    import cv2
+
+    corners = cv2.approxPolyDP(hull, 0.04 * cv2.arcLength(hull, True), True)
     if len(corners) != 4:
         return None
-    return cv2.erode(region, np.ones((7, 7), np.uint8)) > 0
+    points = corners.reshape(4, 2).astype(np.float32)
+    # Smallest x + y, smallest y - x, largest x + y, largest y - x.
+    total, difference = points.sum(axis=1), points[:, 1] - points[:, 0]
+    order = [np.argmin(total), np.argmin(difference), np.argmax(total), np.argmax(difference)]
+    return points[order] if len(set(order)) == 4 else None
+
+
+def _squared_up(image: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """The quadrilateral `corners` of `image` warped to an upright rectangle as large as its
+    sides, less a 3% margin all round (the sheet's edge, its shadow)."""
+    import cv2
+
+    top_left, top_right, bottom_right, bottom_left = corners
+    width = max(np.linalg.norm(top_right - top_left), np.linalg.norm(bottom_right - bottom_left))
+    height = max(np.linalg.norm(bottom_left - top_left), np.linalg.norm(bottom_right - top_right))
+    width, height = max(8, round(float(width))), max(8, round(float(height)))
+    inset_x, inset_y = 0.03 * width, 0.03 * height
+    target = np.array(
+        [
+            [-inset_x, -inset_y],
+            [width - 1 + inset_x, -inset_y],
+            [width - 1 + inset_x, height - 1 + inset_y],
+            [-inset_x, height - 1 + inset_y],
+        ],
+        np.float32,
+    )
+    matrix = cv2.getPerspectiveTransform(corners, target)
+    return cv2.warpPerspective(image, matrix, (width, height), flags=cv2.INTER_LINEAR)
 
 
 def _is_page(rgb: np.ndarray, grey: np.ndarray, within: np.ndarray | None) -> bool:
