@@ -77,7 +77,8 @@ class Thumbnail:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         ink = ink_map(grey)
         self._ink = Packed.of(ink)
-        self._shrunk_ink = Packed.of(shrunk_ink(ink))
+        # Half precision: ECC needs no more, and it packs to half the size.
+        self._shrunk_ink = Packed.of(shrunk_ink(ink).astype(np.float16))
         self.bilevel = is_bilevel(grey)
         self.text_height = text_height(self.characters(128, ink))
 
@@ -99,7 +100,7 @@ class Thumbnail:
     def shrunk_ink(self) -> np.ndarray:
         """The strokes shrunk for `refine_alignment` (float32, REFINE_SCALE), unpacked anew."""
         assert self._shrunk_ink is not None
-        return self._shrunk_ink.unpacked()
+        return self._shrunk_ink.unpacked().astype(np.float32)
 
     def characters(self, threshold: int, ink: np.ndarray | None = None) -> np.ndarray:
         """`characters` of the strokes at ink `threshold` and above, found once per threshold:
