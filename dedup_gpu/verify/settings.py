@@ -55,7 +55,7 @@ class VerifySettings:
     stroke_ink: float = 0.5  # ink (share of a page's strong strokes) that is surely a stroke
     trace_ink: float = 0.15  # ink that may be a stroke the scanner lightened or blurred
     # A text window differs when at least this many of one side's sure stroke pixels have no
-    # trace of ink on the other side (a changed digit leaves a dozen or more at 2048 px).
+    # trace of ink on the other side.
     text_unmatched_pixels: int = 6
     text_differences: int = 0  # documents with more differing text windows are other records
     # Characters smaller than this (px, median) in the compared rendering: another figure in a
@@ -66,9 +66,6 @@ class VerifySettings:
     text_windows_per_difference: int = 100  # ... and at most one per this many text windows
     whole_frame_agreement: float = 0.95  # ... when no keypoint fit was found (blur, tiny copies)
     min_blocks: int = 16  # fewer informative blocks than this: too little to judge (of 144)
-    # A picture accepted on fewer than this must agree in its colour layout too (objects on
-    # white of another colour agreed in grey on 17-22 blocks).
-    confirmed_blocks: int = 32
     min_keypoints: int = 30  # an image with fewer has too little detail for a keypoint verdict
     signature_ink_margin: float = 10.0  # ink above the template's that is a page's own content
     signature_min_content: float = 50.0  # less own content than this: no signature (blank fill)

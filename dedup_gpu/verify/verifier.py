@@ -287,20 +287,13 @@ class Verifier:
             and self._thumbnails[key[1]] is not None
         ]
         self._compare_realigned(still_rejected, lambda a, b, _: template_alignment(a, b))
-        # Crops placed by template search, and any picture accepted on few informative blocks
-        # (an object on white: its outline gives keypoints, the bottle of another colour
-        # agrees in grey), are confirmed by their colour layouts at that placement.
         self._confirm_placements(
             {
                 key: self._matrices[key]
                 for key in new
                 if self.verdicts[key].accepted
-                and not self.verdicts[key].document
+                and self.verdicts[key].method is VerifyMethod.template
                 and key in self._matrices
-                and (
-                    self.verdicts[key].method is VerifyMethod.template
-                    or self.verdicts[key].blocks < self.settings.confirmed_blocks
-                )
             }
         )
         # What keypoints and the block grid could not judge (too few keypoints, or too little
