@@ -169,9 +169,15 @@ def test_models_command_lists_the_offline_default() -> None:
 def test_demo_finds_every_edited_copy(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--dir", str(tmp_path / "demo"), "--quiet"])
     assert result.exit_code == 0, result.output
-    assert "edited copies joined to their original: 84/84" in result.output
+    # scikit-image's text page is read as a page; its downscaled copy's letters are 4 px high,
+    # too small to tell one figure from another, so that pair is left for review, not joined.
+    assert "edited copies joined to their original: 83/84" in result.output
     assert "pairs joining different photos: 0" in result.output
-    assert (tmp_path / "demo" / "report.json").exists()
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert any(
+        "page__resize" in " ".join(pair["paths"]) and "too small" in pair["verification"]["reason"]
+        for pair in report["unverified_pairs"]
+    )
 
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.txt").write_text("precious")
