@@ -43,7 +43,7 @@ def looks_like_document(rgb: np.ndarray, grey: np.ndarray | None = None) -> bool
 
     if grey is None:  # `grey`: the same image in grey, when the caller has it already
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    if _is_page(rgb, grey, None) or _is_card(grey):
+    if _is_page(rgb, grey) or _is_card(grey):
         return True
     for corners in _sheets(grey):
         flat_grey = _squared_up(grey, corners)
@@ -58,7 +58,7 @@ def looks_like_document(rgb: np.ndarray, grey: np.ndarray | None = None) -> bool
         level = cv2.GaussianBlur(closed.astype(np.float32), (0, 0), 8.0)
         even = np.clip(flat_grey.astype(np.float32) * (235.0 / np.maximum(level, 1.0)), 0, 255)
         even = even.astype(np.uint8)
-        if _is_page(_squared_up(rgb, corners), even, None) or _is_card(even):
+        if _is_page(_squared_up(rgb, corners), even) or _is_card(even):
             return True
     return False
 
@@ -211,27 +211,26 @@ def _squared_up(image: np.ndarray, corners: np.ndarray) -> np.ndarray:
     return cv2.warpPerspective(image, matrix, (width, height), flags=cv2.INTER_LINEAR)
 
 
-def _is_page(rgb: np.ndarray, grey: np.ndarray, within: np.ndarray | None) -> bool:
-    """The page test of `looks_like_document` over the pixels `within` (all when None)."""
+def _is_page(rgb: np.ndarray, grey: np.ndarray) -> bool:
+    """The page test of `looks_like_document` over the whole of `rgb` (and its `grey`)."""
     import cv2
 
-    inside = np.ones(grey.shape, dtype=bool) if within is None else within
-    count = int(inside.sum())
+    count = grey.size
     if not count:
         return False
-    paper = _paper_level(grey[inside])
+    paper = _paper_level(grey.ravel())
     if paper < 170:  # a grey or dark background is not paper
         return False
-    on_paper = (grey >= paper - 40) & inside
+    on_paper = grey >= paper - 40
     if on_paper.sum() < 0.6 * count:
         return False
     red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     # uint8 is safe: the largest channel is never below the smallest.
     chroma = np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue)
-    if ((chroma > 60) & inside).sum() > 0.08 * count:
+    if (chroma > 60).sum() > 0.08 * count:
         return False
-    off_paper = inside & ~on_paper
-    if off_paper.sum() < (0.02 * count if within is not None else 1):
+    off_paper = ~on_paper
+    if not off_paper.any():
         return False  # a blank sheet, a white frame, a sky: nothing says document
     # Off the paper, a page has ink strokes a few pixels wide, nearly all next to paper; a
     # photo's darker regions are broad shaded areas. Grow the paper by 2 px and see what is left.

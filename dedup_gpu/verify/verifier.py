@@ -141,8 +141,6 @@ class Verifier:
         self.max_pixels = max_pixels
         self.rounds = 0  # calls to check: the grouping's rounds of verification
         self.verdicts: dict[tuple[int, int], Verdict] = {}
-        # The b-to-a map (thumbnail pixels) each pair's standing block-grid verdict used.
-        self._matrices: dict[tuple[int, int], np.ndarray] = {}
         self.seconds = 0.0
         import cv2
 
@@ -286,14 +284,15 @@ class Verifier:
             and self._thumbnails[key[0]] is not None
             and self._thumbnails[key[1]] is not None
         ]
-        self._compare_realigned(still_rejected, lambda a, b, _: template_alignment(a, b))
+        placements = self._compare_realigned(
+            still_rejected, lambda a, b, _: template_alignment(a, b)
+        )
         self._confirm_placements(
             {
-                key: self._matrices[key]
-                for key in new
+                key: placement.matrix
+                for key, placement in placements.items()
                 if self.verdicts[key].accepted
                 and self.verdicts[key].method is VerifyMethod.template
-                and key in self._matrices
             }
         )
         # What keypoints and the block grid could not judge (too few keypoints, or too little
@@ -314,19 +313,18 @@ class Verifier:
         )
 
     def _confirm_placements(self, placements: dict[tuple[int, int], np.ndarray]) -> None:
-        """A pair accepted on the block grid at a placement (`placements`: pair -> b-to-a map)
-        stays accepted only if the colour layouts agree there too. Template search places any
-        smooth picture inside another (two gradients correlate everywhere), and a few smooth
-        blocks agree in grey whatever their colour; the layout comparison, which fits a colour
-        edit and asks what stands out, is the judge of such pictures."""
+        """A crop found by template search (`placements`: pair -> b-to-a map) is accepted only
+        if the colour layouts agree there too. The search places any smooth picture inside
+        another (two gradients correlate everywhere), and smooth blocks then agree on the grid;
+        the layout comparison, which fits a colour edit and asks what stands out, is the judge
+        of such pictures."""
         placed = list(placements)
 
         def confirm(key: tuple[int, int]) -> layout.LayoutComparison | None:
             a, b = self._thumbnails[key[0]], self._thumbnails[key[1]]
             assert a is not None and b is not None
             to_layout = layout.from_thumbnail(b, a, placements[key])
-            method = self.verdicts[key].method.value
-            at_placement = layout.compare(a, b, to_layout, self.settings, f"{method} placement")
+            at_placement = layout.compare(a, b, to_layout, self.settings, "template search")
             if at_placement is not None and (
                 layout.decide(at_placement, self.settings)[0] is VerifyOutcome.accepted
             ):
@@ -432,7 +430,6 @@ class Verifier:
                     previous.agreement,
                 ):
                     self.verdicts[key] = verdict
-                    self._matrices[key] = alignment.matrix
 
     def _agreement(self, pairs: list[tuple[Thumbnail, Thumbnail, np.ndarray]]) -> list[_Comparison]:
         """Block agreement of each pair; pairs of documents that pass it, compared as text."""
