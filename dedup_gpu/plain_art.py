@@ -18,7 +18,9 @@ gradient direction turned by more than 30 degrees together with other stops) or 
 the `colour` family's +-30 degrees of hue and x0.6-1.4 brightness (hues turned by 80-180 degrees,
 or light and dark swapped). No two pictures of one kind (other than an original and its own
 distractor, which differ by design) are near-identical: each is compared with those drawn before
-it on 64 x 64 thumbnails, under all eight turns and mirrorings, and drawn again when too close.
+it on 64 x 64 thumbnails, under all eight turns and mirrorings and with either cropped from the
+other for objects on white (two bottles that differ in size and place only are one picture
+cropped), and drawn again when too close.
 
 Everything is drawn with Pillow and numpy (Pillow's bundled font, no downloads) and seeded:
 the same seed writes the same bytes.
@@ -68,6 +70,8 @@ _NEAR_IDENTICAL = 12.0  # mean abs difference (0-255) of brightness-matched thum
 _SAME_STRUCTURE = 0.92  # grey-level correlation above which two thumbnails have one layout
 _SAME_HUE = 45.0  # degrees: closer hues could be one picture after a `colour` edit
 _MAX_ATTEMPTS = 60
+_SMALL_COLOURED = 0.01  # share of coloured pixels that still gives a picture a hue of its own
+_CROP_ZOOMS = (0.8, 0.65, 0.5)  # side of a crop keeping 64%, 42% and 25% of the area
 
 
 def _rng(seed: int, *parts: object) -> random.Random:
@@ -754,13 +758,17 @@ class _Kind:
     draw: Callable[[Design, Size, np.random.Generator], Image.Image]
     png: float  # probability of saving as PNG rather than JPEG
     checked: bool = True  # compared for near-duplicates (pages differ by text, by construction)
+    # ... also with one cropped from the other: two bottles on white that differ in size and
+    # place only are one picture to a verifier (a crop of it, recoloured), so such twins are
+    # drawn again. Smooth kinds are not: a crop of any gradient is close to a linear ramp.
+    crops_checked: bool = False
 
 
 _KINDS: dict[str, _Kind] = {
     "gradient": _Kind(_new_gradient, _gradient_variant, _draw_gradient, png=0.5),
     "flat": _Kind(_new_flat, _flat_variant, _draw_flat, png=1.0),
     "minimal": _Kind(_new_minimal, _minimal_variant, _draw_minimal, png=1.0),
-    "object": _Kind(_new_object, _object_variant, _draw_object, png=0.3),
+    "object": _Kind(_new_object, _object_variant, _draw_object, png=0.3, crops_checked=True),
     "page": _Kind(_new_page, _page_variant, _draw_page, png=1.0, checked=False),
     "planet": _Kind(_new_planet, _planet_variant, _draw_planet, png=0.0),
 }
@@ -783,53 +791,92 @@ def turns_and_mirrors(thumb: np.ndarray) -> Iterator[np.ndarray]:
             yield np.rot90(flipped, quarter)
 
 
+def _hue_and_chroma(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    hue = np.degrees(np.arctan2(math.sqrt(3) * (green - blue), 2 * red - green - blue))
+    return hue, rgb.max(axis=-1) - rgb.min(axis=-1)
+
+
+def _hue_gap(first: float, second: float) -> float:
+    return abs((first - second + 180) % 360 - 180)
+
+
 def _mean_hue_distance(first: np.ndarray, second: np.ndarray) -> float:
-    """Mean hue difference in degrees over pixels that are coloured in both thumbnails (0 when
-    either is nearly grey: a greyscale copy could then be either)."""
-
-    def hue_and_chroma(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-        hue = np.degrees(np.arctan2(math.sqrt(3) * (green - blue), 2 * red - green - blue))
-        chroma = rgb.max(axis=-1) - rgb.min(axis=-1)
-        return hue, chroma
-
-    hue_a, chroma_a = hue_and_chroma(first)
-    hue_b, chroma_b = hue_and_chroma(second)
-    coloured = (chroma_a > 25) & (chroma_b > 25)
-    if coloured.mean() < 0.1:
+    """Mean hue difference in degrees over pixels that are coloured in both thumbnails, or, where
+    those are few (a small object on white), between the two pictures' dominant hues; 0 when
+    either is nearly grey (a greyscale copy could then be either)."""
+    hue_a, chroma_a = _hue_and_chroma(first)
+    hue_b, chroma_b = _hue_and_chroma(second)
+    coloured_a, coloured_b = chroma_a > 25, chroma_b > 25
+    coloured = coloured_a & coloured_b
+    if coloured.mean() >= 0.1:
+        difference = np.abs((hue_a - hue_b + 180) % 360 - 180)
+        return float(difference[coloured].mean())
+    if coloured_a.mean() < _SMALL_COLOURED or coloured_b.mean() < _SMALL_COLOURED:
         return 0.0
-    difference = np.abs((hue_a - hue_b + 180) % 360 - 180)
-    return float(difference[coloured].mean())
+
+    def dominant(hue: np.ndarray, chroma: np.ndarray, where: np.ndarray) -> float:
+        angles, weights = np.radians(hue[where]), chroma[where]
+        return math.degrees(
+            math.atan2((weights * np.sin(angles)).sum(), (weights * np.cos(angles)).sum())
+        )
+
+    return _hue_gap(dominant(hue_a, chroma_a, coloured_a), dominant(hue_b, chroma_b, coloured_b))
 
 
-def too_close(first: np.ndarray, second: np.ndarray) -> bool:
-    """Whether two 64 x 64 thumbnails could be one picture after a copy edit, under any of the
-    eight turns and mirrorings: near-identical in every 8 x 8 block once brightness is matched,
-    or laid out alike (grey levels correlate above 0.92) with hues less than 45 degrees and
-    brightness less than x1.6 apart."""
+def _zoomed(thumb: np.ndarray) -> list[np.ndarray]:
+    """What a crop keeping 25-64% of the picture's area could look like, enlarged back to the
+    thumbnail's size: windows of each of three sizes at nine places."""
+    picture = Image.fromarray(np.clip(thumb, 0, 255).astype(np.uint8), "RGB")
+    views = []
+    for zoom in _CROP_ZOOMS:
+        side = round(THUMBNAIL * zoom)
+        for top in (0, (THUMBNAIL - side) // 2, THUMBNAIL - side):
+            for left in (0, (THUMBNAIL - side) // 2, THUMBNAIL - side):
+                window = picture.crop((left, top, left + side, top + side))
+                enlarged = window.resize((THUMBNAIL, THUMBNAIL), Image.Resampling.BILINEAR)
+                views.append(np.asarray(enlarged, dtype=np.float32))
+    return views
+
+
+def too_close(first: np.ndarray, second: np.ndarray, *, crops: bool = False) -> bool:
+    """Whether two 64 x 64 thumbnails could be one picture after copy edits, under any of the
+    eight turns and mirrorings (and, with `crops`, with either cropped from the other):
+    near-identical in every 8 x 8 block once brightness is matched, or laid out alike (grey
+    levels correlate above 0.92) with hues less than 45 degrees and brightness less than x1.6
+    apart."""
 
     def luminance(rgb: np.ndarray) -> np.ndarray:
         return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
 
-    second_grey = luminance(second)
-    for candidate in turns_and_mirrors(first):
-        grey = luminance(candidate)
-        gain = (second_grey.mean() + 1) / (grey.mean() + 1)
-        difference = np.abs(np.clip(candidate * gain, 0, 255) - second).mean(axis=-1)
+    def one_picture(candidate: np.ndarray, other: np.ndarray) -> bool:
+        grey, other_grey = luminance(candidate), luminance(other)
+        gain = (other_grey.mean() + 1) / (grey.mean() + 1)
+        difference = np.abs(np.clip(candidate * gain, 0, 255) - other).mean(axis=-1)
         blocks = difference.reshape(8, THUMBNAIL // 8, 8, THUMBNAIL // 8).mean(axis=(1, 3))
         if blocks.max() < _NEAR_IDENTICAL:  # alike everywhere, not only on average
             return True
-        if grey.std() < 2 and second_grey.std() < 2:
+        if grey.std() < 2 and other_grey.std() < 2:
             correlation = 1.0  # both flat: one layout
-        elif grey.std() < 2 or second_grey.std() < 2:
+        elif grey.std() < 2 or other_grey.std() < 2:
             correlation = 0.0
         else:
-            correlation = float(np.corrcoef(grey.ravel(), second_grey.ravel())[0, 1])
-        if (
+            correlation = float(np.corrcoef(grey.ravel(), other_grey.ravel())[0, 1])
+        return (
             correlation > _SAME_STRUCTURE
-            and _mean_hue_distance(candidate, second) < _SAME_HUE
             and 1 / 1.6 < gain < 1.6
-        ):
+            and _mean_hue_distance(candidate, other) < _SAME_HUE
+        )
+
+    # A crop of one and the other whole, either way round: the `crop` and `tight_crop`
+    # families keep 30-50% of the area.
+    crops_of_second = _zoomed(second) if crops else []
+    for candidate in turns_and_mirrors(first):
+        if one_picture(candidate, second):
+            return True
+        if crops and any(one_picture(view, second) for view in _zoomed(candidate)):
+            return True
+        if any(one_picture(candidate, view) for view in crops_of_second):
             return True
     return False
 
@@ -861,7 +908,11 @@ def _first_distinct(
         if not kind.checked:
             return design
         thumb = _thumbnail(kind, design, seed_parts)
-        if not any(too_close(thumb, seen) for whose, seen in kept if whose != exempt):
+        if not any(
+            too_close(thumb, seen, crops=kind.crops_checked)
+            for whose, seen in kept
+            if whose != exempt
+        ):
             kept.append((owner, thumb))
             return design
     raise RuntimeError(f"no distinct picture in {_MAX_ATTEMPTS} attempts ({seed_parts})")
