@@ -41,6 +41,8 @@ REFINED = 2  # most promising alignments refined by ECC and compared in full
 PRESCORE_SIZE = 32  # px, longest side the candidates are ranked at before refining
 _OUTSIDE = -1e6  # far below any YCrCb value, so a warp touching the border shows it
 _VALID = -256.0  # chroma is centred on grey, so real values stay above -128
+HUE_CHROMA = 12.0  # chroma (YCrCb units) from which a pixel's hue is worth comparing
+HUE_MIN_PIXELS = 40  # rendering pixels coloured on both sides, at least, to compare hues
 
 
 @dataclass(frozen=True)
@@ -477,13 +479,15 @@ def compare(
     )
     compared = int(inside.sum()) - max(overlay_a, overlay_b)
     pixels = ycc_t[mask][:, channels]
-    # Blocks that say something about the layout: their colour stands out from the overlap's,
-    # or they hold detail. On a flat ground with a small mark only the mark's blocks do.
+    # Blocks that say something about the layout: their colour stands out from the overlap's
+    # ground (its median colour, which large shapes of another picture do not drag along as
+    # they drag the mean), or they hold detail. On a flat ground with a small mark only the
+    # mark's blocks do.
     means = np.stack([per_block(ycc_t[..., c] * weight) / safe for c in range(3)], axis=-1)[inside][
         :, channels
     ]
     standing_out = (
-        np.linalg.norm(means - pixels.mean(axis=0), axis=1) > 2 * settings.layout_tolerance
+        np.linalg.norm(means - np.median(pixels, axis=0), axis=1) > 2 * settings.layout_tolerance
     )
     telling = standing_out | has_t | has_o
     return LayoutComparison(
@@ -571,6 +575,41 @@ def decide(comparison: LayoutComparison, settings: VerifySettings) -> tuple[Veri
     if comparison.agreement >= settings.layout_agreement:
         return VerifyOutcome.accepted, summary
     return VerifyOutcome.rejected, f"only {summary}"
+
+
+def hue_turn(a: Thumbnail, b: Thumbnail, b_to_a: np.ndarray) -> float | None:
+    """Degrees by which the hues of b, aligned by `b_to_a` (a map between the grey thumbnails),
+    are turned from a's where both are coloured: the chroma-weighted circular mean of the
+    difference. None when too little of the overlap is coloured on both sides (a greyscale
+    copy, a grey picture), for then hue says nothing."""
+    import cv2
+
+    target, other, target_to_other = _target_first(a, b, from_thumbnail(b, a, b_to_a))
+    ycc_t = _rendering(target)
+    shape = ycc_t.shape[:2]
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    border = (_OUTSIDE,) * 3
+    if transforms.is_affine(target_to_other):
+        warped = cv2.warpAffine(
+            _rendering(other), target_to_other[:2], shape[::-1], flags=flags, borderValue=border
+        )
+    else:
+        warped = cv2.warpPerspective(
+            _rendering(other), target_to_other, shape[::-1], flags=flags, borderValue=border
+        )
+    seen = np.all(warped > _VALID, axis=2)
+    chroma_t = np.hypot(ycc_t[..., 1], ycc_t[..., 2])
+    chroma_o = np.hypot(warped[..., 1], warped[..., 2])
+    coloured = seen & (chroma_t >= HUE_CHROMA) & (chroma_o >= HUE_CHROMA)
+    if coloured.sum() < HUE_MIN_PIXELS:
+        return None
+    turn = np.arctan2(ycc_t[..., 1], ycc_t[..., 2]) - np.arctan2(warped[..., 1], warped[..., 2])
+    weight = np.minimum(chroma_t, chroma_o)[coloured]
+    mean = math.atan2(
+        float((weight * np.sin(turn[coloured])).sum()),
+        float((weight * np.cos(turn[coloured])).sum()),
+    )
+    return abs(math.degrees(mean))
 
 
 def page_alignments(a: Thumbnail, b: Thumbnail, settings: VerifySettings) -> list[np.ndarray]:

@@ -51,6 +51,9 @@ class VerifySettings:
     texture_std: float = 0.12  # block spread (in units of the image's own) that counts as detail
     one_sided_std: float = 0.35  # detail this strong on one side only is a disagreement
     photo_agreement: float = 0.8  # share of informative blocks that must agree, photos
+    # Hue turn (degrees) between two pictures' coloured pixels an edit may make: the `colour`
+    # family turns up to 30 (HSV; more in YCrCb); distractors are turned 80-180 degrees.
+    max_hue_turn: float = 60.0
     document_screen: float = 0.6  # documents agreeing less than this on the block grid differ
     stroke_ink: float = 0.5  # ink (share of a page's strong strokes) that is surely a stroke
     trace_ink: float = 0.15  # ink that may be a stroke the scanner lightened or blurred

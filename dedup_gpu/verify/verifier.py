@@ -415,6 +415,8 @@ class Verifier:
                 document = _as_pages(a, b)  # type: ignore[arg-type]
                 one_page = a.document != b.document  # type: ignore[union-attr]
                 outcome, reason = _decide(alignment, comparison, document, self.settings, one_page)
+                if outcome is VerifyOutcome.accepted and not document:
+                    outcome, reason = self._hues_agree(a, b, alignment, reason)
                 verdict = Verdict(
                     outcome=outcome,
                     method=alignment.method,
@@ -430,6 +432,21 @@ class Verifier:
                     previous.agreement,
                 ):
                     self.verdicts[key] = verdict
+
+    def _hues_agree(
+        self, a: Thumbnail, b: Thumbnail, alignment: Alignment, reason: str
+    ) -> tuple[VerifyOutcome, str]:
+        """A picture pair the block grid accepted, held to its colours: the grid compares grey
+        levels only, and two renders of one object on white (a blue sphere, a green one) agree
+        there block for block. A colour edit turns hue by tens of degrees, never further."""
+        assert alignment.matrix is not None
+        turn = layout.hue_turn(a, b, alignment.matrix)
+        if turn is None or turn <= self.settings.max_hue_turn:
+            return VerifyOutcome.accepted, reason
+        return VerifyOutcome.rejected, (
+            f"{reason}, but its hues are turned by {turn:.0f} degrees "
+            f"(an edit turns them {self.settings.max_hue_turn:.0f} at most)"
+        )
 
     def _agreement(self, pairs: list[tuple[Thumbnail, Thumbnail, np.ndarray]]) -> list[_Comparison]:
         """Block agreement of each pair; pairs of documents that pass it, compared as text."""
