@@ -17,7 +17,7 @@ from dedup_gpu import verify
 from dedup_gpu.cli import app
 from dedup_gpu.errors import BadArgumentError
 from dedup_gpu.index import Pairs
-from dedup_gpu.lookalikes import write_lookalikes
+from dedup_gpu.lookalikes import write_form_fills, write_lookalikes
 from dedup_gpu.pipeline import scan
 from dedup_gpu.synth import FAMILIES, load_rgb
 
@@ -465,3 +465,27 @@ def test_two_balls_of_other_colours_are_not_one_and_a_recoloured_copy_is(tmp_pat
     assert not two_letterboxed.accepted, two_letterboxed.reason
     assert "hues are turned" in two_letterboxed.reason
     assert recoloured.accepted, recoloured.reason
+
+
+def test_among_256_pages_of_one_form_each_pages_own_rescan_is_among_its_first_six(
+    tmp_path: Path,
+) -> None:
+    # Grouping tries 6 of an image's candidates before it gives up on look-alikes. Among fills
+    # of one form the embedding ranks a fill's own rescan below dozens of other fills, so the
+    # signatures must put it first: rescans that register to a later anchor page than their
+    # fills are laid out in one frame with them, and the boxes every fill writes in count for
+    # nothing.
+    labels = sorted(write_form_fills(tmp_path, seed=1, count=128, size="tiny"), key=str)
+    paths, sources = [str(i.path) for i in labels], [i.source for i in labels]
+    left, right = np.triu_indices(len(paths), 1)
+    every_pair = Pairs(
+        left.astype(np.int64), right.astype(np.int64), np.full(len(left), 0.9, np.float32)
+    )
+    priority = verify.Verifier(paths, workers=0).priorities(every_pair, 6)
+    found = 0
+    for row, source in enumerate(sources):
+        mine = np.flatnonzero((left == row) | (right == row))
+        others = np.where(left[mine] == row, right[mine], left[mine])
+        own = mine[[sources[other] == source for other in others]][0]
+        found += int((priority[mine] > priority[own]).sum() < 6)
+    assert found >= 0.98 * len(paths), f"{found} of {len(paths)} have their copy among six"

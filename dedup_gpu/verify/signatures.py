@@ -9,7 +9,12 @@ in a box does). So:
   the cluster (ORB keypoints and RANSAC, as verification does), their pen strokes resampled into
   that page's frame, and the strokes that most pages share, the printed template, taken away
   (a per-pixel median). What is left is the filled-in content; a rescan leaves the same content,
-  another fill other content. Signatures are compared by a dot product.
+  another fill other content. Pages that do not register to the cluster's first anchor page
+  (rescans, whose strokes a scan thickened, often do not) try later anchors, whose frames are
+  registered to the first one's, so every page of a form is laid out in one frame. What most
+  fills share (their mean content and its 8 main directions of variation: which boxes are
+  usually filled, how a scan thickens strokes) is then taken away too. Signatures are compared
+  by a dot product.
 - **Other images** get their colour layout shrunk to a 12 x 12 grid, normalised so that
   brightness, contrast and saturation edits cancel, in each of the eight turns and mirrors; the
   best of the eight is the similarity.
@@ -34,23 +39,38 @@ PAGE_SCALE = 0.25  # page signatures are strokes at a quarter of the document re
 TEMPLATE_SAMPLE = 64  # pages a cluster's template (per-pixel median) is taken over, at most
 LAYOUT_GRID = 12
 ANCHORS = 24  # anchor pages tried per cluster of pages
+COMMON_COMPONENTS = 8  # main directions of fills' content taken away, at most
+PAGES_PER_COMPONENT = 32  # registered pages needed per direction taken away
+COMPONENT_SAMPLE = 256  # pages those directions are found over, at most
 VOTING_DESCRIPTORS = 500  # ORB descriptors per image that vote
 VOTING_NEIGHBOURS = 8  # nearest descriptors looked at per descriptor (some are the image's own)
 VOTE_DISTANCE = 64  # bits (of 256): farther than this is no match
 EXACT_VOTING_LIMIT = 50_000  # descriptors searched exactly; beyond, over an inverted file
 
 
+def _small_grid(page: Thumbnail) -> tuple[np.ndarray, tuple[int, int]]:
+    """The map from a page's keypoint (thumbnail) pixels to its signature grid, and that grid's
+    (height, width)."""
+    height, width = (round(side * PAGE_SCALE) for side in page.detail_shape)
+    to_small = transforms.grid_scale(page.detail_shape, (height, width)) @ to_detail(page)
+    return to_small, (height, width)
+
+
 def page_signatures(
-    pages: Sequence[Thumbnail], reference: int, settings: VerifySettings
+    pages: Sequence[Thumbnail],
+    reference: int,
+    settings: VerifySettings,
+    frame: tuple[Thumbnail, np.ndarray] | None = None,
 ) -> list[np.ndarray | None]:
     """Filled-in content of each page of one cluster, registered to `pages[reference]`: unit
     float32 vectors, comparable by dot product; None for a page that does not register or has
-    nothing on it beyond the shared template."""
+    nothing on it beyond the shared template. With `frame` (a page and the map from the
+    reference's keypoints to its keypoints), the content is laid out in that page's grid, so
+    that signatures registered to two anchors of one form can be compared too."""
     import cv2
 
     anchor = pages[reference]
-    height, width = (round(side * PAGE_SCALE) for side in anchor.detail_shape)
-    to_small = transforms.grid_scale(anchor.detail_shape, (height, width))
+    to_small, (height, width) = _small_grid(anchor)
     strokes: list[np.ndarray | None] = []
     for page in pages:
         matrix = (
@@ -61,7 +81,7 @@ def page_signatures(
         if matrix is None or not page.has_detail:
             strokes.append(None)
             continue
-        page_to_small = to_small @ to_detail(anchor) @ matrix @ transforms.inverse(to_detail(page))
+        page_to_small = to_small @ matrix @ transforms.inverse(to_detail(page))
         # Blurred to the target's pixel size first, so the warp does not alias thin strokes.
         blurred = cv2.GaussianBlur(page.ink().astype(np.float32), (0, 0), 0.5 / PAGE_SCALE)
         strokes.append(cv2.warpAffine(blurred, page_to_small[:2], (width, height)))
@@ -82,12 +102,17 @@ def page_signatures(
     template = np.median(np.stack(registered[::step]), axis=0)
     # A stroke a pixel off its place in the template is still the template's.
     template = cv2.dilate(template, np.ones((3, 3), np.uint8))
+    if frame is not None:
+        to_frame, frame_shape = _small_grid(frame[0])
+        anchor_to_frame = to_frame @ frame[1] @ transforms.inverse(to_small)
     signatures: list[np.ndarray | None] = []
     for warped in strokes:
         if warped is None:
             signatures.append(None)
             continue
         content = np.clip(warped - template - settings.signature_ink_margin, 0, None)
+        if frame is not None:
+            content = cv2.warpAffine(content, anchor_to_frame[:2], frame_shape[::-1])
         vector = cv2.GaussianBlur(content, (0, 0), 1.0).ravel()
         norm = float(np.linalg.norm(vector))
         signatures.append(vector / norm if norm > settings.signature_min_content else None)
@@ -185,15 +210,52 @@ def _registered_pages(
     edges = [(a, b) for a, b in zip(left, right, strict=True) if is_page(a) and is_page(b)]
     for cluster in _clusters(edges):
         waiting = sorted(cluster, key=lambda row: (-degree[row], row))
+        first: Thumbnail | None = None
         for _ in range(ANCHORS):
             if len(waiting) < 3:
                 break
-            signatures = page_signatures([thumbnails[row] for row in waiting], 0, settings)
+            pages = [thumbnails[row] for row in waiting]
+            anchor = pages[0]
+            assert anchor is not None
+            # Later anchors lay their pages out in the first one's frame where the two register:
+            # the pages a scan changed (thicker, blurred strokes) fall to a later anchor than
+            # their originals do, and a fill must still be compared with its own rescan.
+            frame, key = None, waiting[0]
+            if first is None:
+                first = anchor
+                first_row = waiting[0]
+            else:
+                to_first = fit_similarity(first.keypoints, anchor.keypoints, settings)[0]
+                if to_first is not None:
+                    frame, key = (first, to_first), first_row
+            signatures = page_signatures(pages, 0, settings, frame)  # type: ignore[arg-type]
             for row, signature in zip(waiting, signatures, strict=True):
                 if signature is not None:
-                    found[row] = (waiting[0], signature)
+                    found[row] = (key, signature)
             waiting = [row for row in waiting[1:] if row not in found]
+        if first is not None:
+            _remove_common_content(found, first_row)
     return found
+
+
+def _remove_common_content(found: dict[int, tuple[int, np.ndarray]], key: int) -> None:
+    """Content signatures of one frame (`key`), less what most fills share: their mean and its
+    main directions of variation (which boxes are usually filled, how a scan thickens strokes).
+    Otherwise any two fills with text in the same boxes look alike and a fill's own rescan ranks
+    below dozens of them. PCA over an even sample; none for small clusters, whose few
+    candidates are all tried anyway."""
+    rows = [row for row, (anchor, _) in found.items() if anchor == key]
+    components = min(COMMON_COMPONENTS, len(rows) // PAGES_PER_COMPONENT)
+    if components == 0:
+        return
+    step = max(1, len(rows) // COMPONENT_SAMPLE)
+    sample = np.stack([found[row][1] for row in rows[::step]])
+    mean = sample.mean(axis=0)
+    directions = np.linalg.svd(sample - mean, full_matrices=False)[2][:components]
+    for row in rows:
+        centred = found[row][1] - mean
+        centred -= (directions @ centred) @ directions
+        found[row] = (key, centred / max(float(np.linalg.norm(centred)), 1e-6))
 
 
 def keypoint_votes(
