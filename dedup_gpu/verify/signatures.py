@@ -152,11 +152,11 @@ def rank_by_signatures(
     settings: VerifySettings,
 ) -> np.ndarray:
     """A value per pair (rows of `thumbnails`) to rank each image's candidates by, highest first:
-    6 + the similarity of two pages' filled-in content where both registered to one anchor page
-    (fills of one form); else 4 + a share of shared distinctive keypoints (votes) where both
-    have keypoints (photos, pages of other text); else 2 + the similarity of two pictures'
-    colour layouts (plain images); else the embedding score. `degree`: each row's number of
-    candidates; busier pages are tried first as anchors."""
+    6 + the similarity (-1 to 1) of two pages' filled-in content where both were laid out in one
+    anchor page's frame (fills of one form); else 4 + a share of shared distinctive keypoints
+    (votes) where both have keypoints (photos, pages of other text); else 2 + the similarity of
+    two pictures' colour layouts (plain images); else the embedding score. `degree`: each row's
+    number of candidates; busier pages are tried first as anchors."""
     values = pairs.score.astype(np.float64).copy()
     left, right = pairs.left.tolist(), pairs.right.tolist()
     page_key = _registered_pages(thumbnails, left, right, degree, settings)
