@@ -118,6 +118,29 @@ def test_the_closeness_check_sees_through_copy_edits_but_not_far_colours_or_layo
     assert not too_close(thumb(picture), thumb(tent))
 
 
+def test_a_bottle_drawn_larger_elsewhere_is_one_picture_and_a_bottle_of_another_hue_is_not() -> (
+    None
+):
+    # Objects on white: a verifier takes a bottle and the same bottle larger and elsewhere for
+    # a crop of one picture, so the generator must not draw them as two; but a bottle of
+    # another colour is another product, however few of the pixels it covers.
+    def bottle(colour: tuple[int, int, int], left: int, top: int, side: int) -> np.ndarray:
+        picture = Image.new("RGB", (64, 64), (246, 246, 246))
+        shape = Image.new("RGB", (8, 16), colour)
+        shape.paste((20, 20, 20), (2, 0, 6, 3))  # the cap
+        picture.paste(shape.resize((side, 2 * side)), (left, top))
+        return np.asarray(picture, np.float32)
+
+    small = bottle((30, 130, 60), 8, 10, 8)
+    larger_elsewhere = bottle((30, 130, 60), 16, 20, 16)  # the top-left quarter, enlarged
+    assert not too_close(small, larger_elsewhere)  # the whole frames differ...
+    assert too_close(small, larger_elsewhere, crops=True)  # ... but one is a crop of the other
+    other_hue = bottle((150, 40, 150), 8, 10, 8)  # purple, about 170 degrees of hue away
+    assert not too_close(small, other_hue)
+    assert not too_close(small, other_hue, crops=True)
+    assert too_close(small, bottle((30, 130, 60), 8, 10, 8), crops=True)
+
+
 def test_written_files_are_labelled_and_the_same_seed_gives_the_same_bytes(
     tmp_path: Path,
 ) -> None:
