@@ -51,7 +51,8 @@ def plain_set(folder: Path, count: int) -> list[LabelledImage]:
                 continue
             thumb = np.asarray(picture.image.convert("RGB").resize((64, 64), Image.Resampling.BOX))
             seen = kept.setdefault(picture.kind, [])
-            if any(too_close(thumb, other) for other in seen):
+            crops = picture.kind == "object"  # as plain_art checks objects on white
+            if any(too_close(thumb, other, crops=crops) for other in seen):
                 continue
             seen.append(thumb)
             source = f"s{seed:03d}_{picture.name}"
