@@ -245,13 +245,16 @@ def _target_first(a: Thumbnail, b: Thumbnail, b_to_a: np.ndarray):
 
 
 def _warped(image: np.ndarray, target_to_image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """`image` seen from the target's frame of (height, width) `shape`, through an affine map or,
+    for a keypoint fit of a photographed print, a homography; _OUTSIDE where it does not reach."""
     import cv2
 
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     border = (_OUTSIDE,) * image.shape[2] if image.ndim == 3 else _OUTSIDE
-    return cv2.warpAffine(
-        image, target_to_image[:2], (shape[1], shape[0]), flags=flags, borderValue=border
-    )
+    size = (shape[1], shape[0])
+    if transforms.is_affine(target_to_image):
+        return cv2.warpAffine(image, target_to_image[:2], size, flags=flags, borderValue=border)
+    return cv2.warpPerspective(image, target_to_image, size, flags=flags, borderValue=border)
 
 
 def _prescore(a: Thumbnail, b: Thumbnail, candidate: _Candidate, settings: VerifySettings) -> float:
@@ -582,21 +585,9 @@ def hue_turn(a: Thumbnail, b: Thumbnail, b_to_a: np.ndarray) -> float | None:
     are turned from a's where both are coloured: the chroma-weighted circular mean of the
     difference. None when too little of the overlap is coloured on both sides (a greyscale
     copy, a grey picture), for then hue says nothing."""
-    import cv2
-
     target, other, target_to_other = _target_first(a, b, from_thumbnail(b, a, b_to_a))
     ycc_t = _rendering(target)
-    shape = ycc_t.shape[:2]
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    border = (_OUTSIDE,) * 3
-    if transforms.is_affine(target_to_other):
-        warped = cv2.warpAffine(
-            _rendering(other), target_to_other[:2], shape[::-1], flags=flags, borderValue=border
-        )
-    else:
-        warped = cv2.warpPerspective(
-            _rendering(other), target_to_other, shape[::-1], flags=flags, borderValue=border
-        )
+    warped = _warped(_rendering(other), target_to_other, ycc_t.shape[:2])
     seen = np.all(warped > _VALID, axis=2)
     chroma_t = np.hypot(ycc_t[..., 1], ycc_t[..., 2])
     chroma_o = np.hypot(warped[..., 1], warped[..., 2])
