@@ -797,8 +797,9 @@ def _hue_and_chroma(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return hue, rgb.max(axis=-1) - rgb.min(axis=-1)
 
 
-def _hue_gap(first: float, second: float) -> float:
-    return abs((first - second + 180) % 360 - 180)
+def _hue_gap(first: np.ndarray | float, second: np.ndarray | float) -> np.ndarray | float:
+    """Degrees between hues (floats or arrays), the short way round the circle."""
+    return np.abs((first - second + 180) % 360 - 180)
 
 
 def _mean_hue_distance(first: np.ndarray, second: np.ndarray) -> float:
@@ -810,8 +811,7 @@ def _mean_hue_distance(first: np.ndarray, second: np.ndarray) -> float:
     coloured_a, coloured_b = chroma_a > 25, chroma_b > 25
     coloured = coloured_a & coloured_b
     if coloured.mean() >= 0.1:
-        difference = np.abs((hue_a - hue_b + 180) % 360 - 180)
-        return float(difference[coloured].mean())
+        return float(_hue_gap(hue_a, hue_b)[coloured].mean())
     if coloured_a.mean() < _SMALL_COLOURED or coloured_b.mean() < _SMALL_COLOURED:
         return 0.0
 
@@ -821,7 +821,9 @@ def _mean_hue_distance(first: np.ndarray, second: np.ndarray) -> float:
             math.atan2((weights * np.sin(angles)).sum(), (weights * np.cos(angles)).sum())
         )
 
-    return _hue_gap(dominant(hue_a, chroma_a, coloured_a), dominant(hue_b, chroma_b, coloured_b))
+    return float(
+        _hue_gap(dominant(hue_a, chroma_a, coloured_a), dominant(hue_b, chroma_b, coloured_b))
+    )
 
 
 def _zoomed(thumb: np.ndarray) -> list[np.ndarray]:
