@@ -210,7 +210,9 @@ def _registered_pages(
     edges = [(a, b) for a, b in zip(left, right, strict=True) if is_page(a) and is_page(b)]
     for cluster in _clusters(edges):
         waiting = sorted(cluster, key=lambda row: (-degree[row], row))
-        first: Thumbnail | None = None
+        first_row = waiting[0]
+        first = thumbnails[first_row]
+        assert first is not None
         for _ in range(ANCHORS):
             if len(waiting) < 3:
                 break
@@ -221,10 +223,7 @@ def _registered_pages(
             # the pages a scan changed (thicker, blurred strokes) fall to a later anchor than
             # their originals do, and a fill must still be compared with its own rescan.
             frame, key = None, waiting[0]
-            if first is None:
-                first = anchor
-                first_row = waiting[0]
-            else:
+            if anchor is not first:
                 to_first = fit_similarity(first.keypoints, anchor.keypoints, settings)[0]
                 if to_first is not None:
                     frame, key = (first, to_first), first_row
@@ -233,8 +232,7 @@ def _registered_pages(
                 if signature is not None:
                     found[row] = (key, signature)
             waiting = [row for row in waiting[1:] if row not in found]
-        if first is not None:
-            _remove_common_content(found, first_row)
+        _remove_common_content(found, first_row)
     return found
 
 
