@@ -22,6 +22,7 @@ decision are this module's.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -43,6 +44,9 @@ _OUTSIDE = -1e6  # far below any YCrCb value, so a warp touching the border show
 _VALID = -256.0  # chroma is centred on grey, so real values stay above -128
 HUE_CHROMA = 12.0  # chroma (YCrCb units) from which a pixel's hue is worth comparing
 HUE_MIN_PIXELS = 40  # rendering pixels coloured on both sides, at least, to compare hues
+FLAT_LUMA = 2.0  # luma spread (YCrCb units) at the level of noise: a flat picture
+# The trimmed colour fit must keep this share of the untrimmed pixels' contrast (`_contrast`).
+TRIM_KEEPS_CONTRAST = 0.25
 
 
 @dataclass(frozen=True)
@@ -56,9 +60,12 @@ class LayoutComparison:
     contradicting: int  # disagreeing blocks that no overlay explains
     overlay_a: int  # disagreeing blocks with fine detail in a only (a caption added to a)
     overlay_b: int  # ... in b only
-    spread: float  # colour spread of the overlap (0-255 units): how much layout there is
+    # Colour spread (0-255 units) of the overlap, on its flatter side: how much layout there is.
+    # A flat patch of one picture is explained by any flat colour of the other.
+    spread: float
     colour_change: str  # the fitted edit, in words
     evidence: int = 0  # agreeing blocks that stand out from the overlap's colour or hold detail
+    telling_contradicting: int = 0  # ... and disagreeing ones that do, no overlay explaining them
 
 
 @dataclass(frozen=True)
@@ -220,28 +227,43 @@ def _placements(small: np.ndarray, large: np.ndarray, chroma: bool) -> list[np.n
     return [matrix for _, matrix in spots[:PLACEMENTS_KEPT]]
 
 
+@functools.lru_cache(maxsize=64)
+def _sample_points(shape: tuple[int, int]) -> np.ndarray:
+    """Every fourth pixel centre of a frame of `shape`, homogeneous [n, 3] (renderings come in
+    a handful of shapes, and every candidate alignment of a pair asks for them)."""
+    ys, xs = np.mgrid[0.0 : shape[0] : 4, 0.0 : shape[1] : 4]
+    points = np.column_stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
+    points.flags.writeable = False
+    return points
+
+
 def _covered(shape: tuple[int, int], other: tuple[int, int], matrix: np.ndarray) -> float:
     """Share of a frame of `shape` that `matrix` maps inside the frame `other`."""
-    height, width = shape
-    ys, xs = np.mgrid[0.0:height:4, 0.0:width:4]
-    points = transforms.apply(matrix, np.column_stack([xs.ravel(), ys.ravel()]))
-    inside = (
-        (points[:, 0] >= -0.5)
-        & (points[:, 0] <= other[1] - 0.5)
-        & (points[:, 1] >= -0.5)
-        & (points[:, 1] <= other[0] - 0.5)
-    )
+    mapped = _sample_points(tuple(shape)) @ matrix.T
+    x, y = mapped[:, 0] / mapped[:, 2], mapped[:, 1] / mapped[:, 2]
+    inside = (x >= -0.5) & (x <= other[1] - 0.5) & (y >= -0.5) & (y <= other[0] - 0.5)
     return float(inside.mean())
 
 
-def _target_first(a: Thumbnail, b: Thumbnail, b_to_a: np.ndarray):
-    """(target, other, target -> other map): the target is the picture the other covers more of,
-    so the comparison runs over the overlap in the target's frame."""
+@dataclass(frozen=True)
+class _Overlap:
+    """A pair seen from its target, the picture the other covers more of, so the comparison runs
+    over the overlap in the target's frame."""
+
+    target: Thumbnail
+    other: Thumbnail
+    target_to_other: np.ndarray
+    other_covered: float  # share of the other's frame that falls inside the target's
+
+
+def _target_first(a: Thumbnail, b: Thumbnail, b_to_a: np.ndarray) -> _Overlap:
+    """The pair under `b_to_a`, seen from whichever picture the other covers more of."""
     a_shape, b_shape = a.colour.shape[:2], b.colour.shape[:2]
     a_to_b = transforms.inverse(b_to_a)
-    if _covered(b_shape, a_shape, b_to_a) >= _covered(a_shape, b_shape, a_to_b):
-        return b, a, b_to_a
-    return a, b, a_to_b
+    b_in_a, a_in_b = _covered(b_shape, a_shape, b_to_a), _covered(a_shape, b_shape, a_to_b)
+    if b_in_a >= a_in_b:
+        return _Overlap(b, a, b_to_a, a_in_b)
+    return _Overlap(a, b, a_to_b, b_in_a)
 
 
 def _warped(image: np.ndarray, target_to_image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -261,21 +283,19 @@ def _prescore(a: Thumbnail, b: Thumbnail, candidate: _Candidate, settings: Verif
     """How well b's colours, edited as `_fit_colour` allows, explain a's under `candidate`, at
     PRESCORE_SIZE: a cheap rank for choosing the alignments to compare in full (higher is
     better; minus infinity when they barely overlap or no plausible edit relates them)."""
-    import cv2
-
-    target, other, target_to_other = _target_first(a, b, candidate.matrix)
-    inverse_map = transforms.inverse(target_to_other)
-    ycc_t = _rendering(target)
-    k = min(1.0, PRESCORE_SIZE / max(ycc_t.shape[:2]))
-    small = cv2.resize(ycc_t, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
-    to_small = transforms.grid_scale(ycc_t.shape[:2], small.shape[:2])
+    overlap = _target_first(a, b, candidate.matrix)
+    small = _prescore_rendering(overlap.target)
+    to_small = transforms.grid_scale(overlap.target.colour.shape[:2], small.shape[:2])
     mapped = _warped(
-        _rendering(other), target_to_other @ transforms.inverse(to_small), small.shape[:2]
+        _rendering(overlap.other),
+        overlap.target_to_other @ transforms.inverse(to_small),
+        small.shape[:2],
     )
     mask = np.all(mapped > _VALID, axis=2)
     if mask.mean() < 0.5:
         return -math.inf
-    fit = _fit_edit(mapped[mask], small[mask], settings, np.ones(int(mask.sum()), dtype=bool))
+    sides = _sides(mapped[mask], small[mask], settings)
+    fit = _fit_edit(sides, settings, np.ones(len(sides.source), dtype=bool))
     if fit.pixels is None:
         return -math.inf
     channels = slice(0, 1) if fit.luma_only else slice(0, 3)
@@ -283,8 +303,19 @@ def _prescore(a: Thumbnail, b: Thumbnail, candidate: _Candidate, settings: Verif
     # The share of the target's frame explained, times how much of the other's frame the
     # overlap spans: a gradient's every part looks like a crop of it, the whole frame wins.
     explained = (leftover <= 2 * settings.layout_tolerance).sum() / mask.size
-    spanned = _covered(other.colour.shape[:2], target.colour.shape[:2], inverse_map)
-    return float(explained * np.sqrt(spanned))
+    return float(explained * np.sqrt(overlap.other_covered))
+
+
+def _prescore_rendering(image: Thumbnail) -> np.ndarray:
+    """The YCrCb rendering at PRESCORE_SIZE (computed once per thumbnail)."""
+    import cv2
+
+    def make() -> np.ndarray:
+        ycc = _rendering(image)
+        k = min(1.0, PRESCORE_SIZE / max(ycc.shape[:2]))
+        return cv2.resize(ycc, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+
+    return image.derived("layout-prescore", make)
 
 
 def refine(a: Thumbnail, b: Thumbnail, b_to_a: np.ndarray) -> np.ndarray:
@@ -293,7 +324,8 @@ def refine(a: Thumbnail, b: Thumbnail, b_to_a: np.ndarray) -> np.ndarray:
     The picture the other covers is ECC's template, so every pixel it compares has a partner."""
     import cv2
 
-    target, other, start = _target_first(a, b, b_to_a)
+    overlap = _target_first(a, b, b_to_a)
+    target, other, start = overlap.target, overlap.other, overlap.target_to_other
     template, searched = _grey(target), _grey(other)
     if template.std() < 0.5 or searched.std() < 0.5:
         return b_to_a
@@ -337,35 +369,24 @@ class _ColourFit:
     luma_only: bool  # one side has next to no colour (a greyscale copy): chroma not compared
 
 
-def _fit_colour(
-    source: np.ndarray, destination: np.ndarray, settings: VerifySettings
-) -> _ColourFit:
-    """`_fit_edit`, then again without the pixels it explains worst (a caption or meme text
-    over a fifth of the picture would otherwise pull the fit off everywhere else)."""
-    fit = _fit_edit(source, destination, settings, np.ones(len(source), dtype=bool))
-    if fit.pixels is None:
-        return fit
-    channels = slice(0, 1) if fit.luma_only else slice(0, 3)
-    error = ((destination - fit.pixels)[:, channels] ** 2).sum(axis=1)
-    kept = error <= np.quantile(error, 1 - settings.layout_fit_trim)
-    return _fit_edit(source, destination, settings, kept)
+@dataclass(frozen=True)
+class _Sides:
+    """The pixels [n, 3] an edit is fitted between, and what every fit between them asks."""
+
+    source: np.ndarray
+    destination: np.ndarray
+    at_ends: np.ndarray  # [n] pixels at the ends of the RGB range on either side
+    grey: bool  # one side has next to no coloured pixels: a greyscale copy
 
 
-def _fit_edit(
-    source: np.ndarray, destination: np.ndarray, settings: VerifySettings, kept: np.ndarray
-) -> _ColourFit:
-    """`destination`'s YCrCb pixels [n, 3] predicted from `source`'s by an edit of the kind
-    colour edits make. Brightness, contrast, saturation and hue edits are affine in RGB before
-    clipping: luma scales and shifts (leaning a little on chroma, as a hue turn moves luma),
-    chroma scales and turns about grey, and a white-balance change adds a small cast; the
-    prediction is clipped as the edit clipped. Pixels at the ends of the range are left out of
-    the fit (their edit was clipped). A side with next to no colour is a greyscale copy: only
-    luma is compared."""
-    usable = kept & ~(_saturated(source) | _saturated(destination))
-    if usable.sum() < 0.3 * kept.sum():
-        usable = kept
-    src, dst = source[usable].astype(np.float64), destination[usable].astype(np.float64)
-    chroma_s, chroma_d = src[:, 1] + 1j * src[:, 2], dst[:, 1] + 1j * dst[:, 2]
+def _sides(
+    source: np.ndarray,
+    destination: np.ndarray,
+    settings: VerifySettings,
+    saturated: tuple[np.ndarray, np.ndarray] | None = None,
+) -> _Sides:
+    """`saturated`: `_saturated` of source and destination, where the caller has them."""
+    ends_s, ends_d = saturated or (_saturated(source), _saturated(destination))
 
     # Greyscale when one side has next to no coloured pixels: not by its mean chroma, which a
     # coloured object on a white ground (mostly grey pixels) would pass.
@@ -373,9 +394,56 @@ def _fit_edit(
         return float((np.abs(pixels[:, 1:]).sum(axis=1) > 3 * settings.layout_grey_chroma).mean())
 
     grey = min(coloured_share(source), coloured_share(destination)) < 0.01
+    return _Sides(source, destination, ends_s | ends_d, grey)
+
+
+def _fit_colour(sides: _Sides, settings: VerifySettings) -> _ColourFit:
+    """`_fit_edit`, then again without the pixels it explains worst (a caption or meme text
+    over a fifth of the picture would otherwise pull the fit off everywhere else). Where the
+    worst-explained pixels were the picture's content, not an overlay on it (a minimal design's
+    one mark: what is left is its flat ground, which any brightness shift or hue turn fits),
+    the first fit stands."""
+    fit = _fit_edit(sides, settings, np.ones(len(sides.source), dtype=bool))
+    if fit.pixels is None:
+        return fit
+    channels = slice(0, 1) if fit.luma_only else slice(0, 3)
+    error = ((sides.destination - fit.pixels)[:, channels] ** 2).sum(axis=1)
+    kept = error <= np.quantile(error, 1 - settings.layout_fit_trim)
+    if _contrast(sides.source[kept]) < TRIM_KEEPS_CONTRAST * _contrast(sides.source):
+        return fit
+    trimmed = _fit_edit(sides, settings, kept)
+    return trimmed if trimmed.pixels is not None else fit
+
+
+def _contrast(pixels: np.ndarray) -> float:
+    """The smaller of the luma spread and the chroma spread about grey (YCrCb units): how much
+    tone and colour a fit of an edit has to go on."""
+    luma = float(pixels[:, 0].std()) if len(pixels) else 0.0
+    chroma = float(np.sqrt((pixels[:, 1:] ** 2).sum(axis=1).mean())) if len(pixels) else 0.0
+    return min(luma, chroma)
+
+
+def _fit_edit(sides: _Sides, settings: VerifySettings, kept: np.ndarray) -> _ColourFit:
+    """`destination`'s YCrCb pixels [n, 3] predicted from `source`'s by an edit of the kind
+    colour edits make. Brightness, contrast, saturation and hue edits are affine in RGB before
+    clipping: luma scales and shifts (leaning a little on chroma, as a hue turn moves luma),
+    chroma scales and turns about grey, and a white-balance change adds a small cast; the
+    prediction is clipped as the edit clipped. Pixels at the ends of the range are left out of
+    the fit (their edit was clipped). A side with next to no colour is a greyscale copy: only
+    luma is compared."""
+    source, destination, grey = sides.source, sides.destination, sides.grey
+    usable = kept & ~sides.at_ends
+    # ... unless that leaves too few, or leaves out all the picture's tones (a black mark on a
+    # flat ground): any brightness shift relates a flat ground to another.
+    if usable.sum() < 0.3 * kept.sum() or (
+        source[usable, 0].std() <= FLAT_LUMA < source[kept, 0].std()
+    ):
+        usable = kept
+    src, dst = source[usable].astype(np.float64), destination[usable].astype(np.float64)
+    chroma_s, chroma_d = src[:, 1] + 1j * src[:, 2], dst[:, 1] + 1j * dst[:, 2]
     spread = src[:, 0].std()
     # A flat picture (luma spread at the level of noise) has no contrast to scale.
-    gain = float(np.cov(dst[:, 0], src[:, 0])[0, 1] / spread**2) if spread > 2.0 else 1.0
+    gain = float(np.cov(dst[:, 0], src[:, 0])[0, 1] / spread**2) if spread > FLAT_LUMA else 1.0
     if not 1 / settings.layout_max_gain <= gain <= settings.layout_max_gain:
         # Flattening a picture to a third of its contrast explains anything by anything.
         return _ColourFit(None, f"luma x{gain:.2f}", luma_only=grey)
@@ -422,7 +490,8 @@ def compare(
     overlap or no plausible colour edit relates them."""
     import cv2
 
-    target, other, target_to_other = _target_first(a, b, b_to_a)
+    overlap = _target_first(a, b, b_to_a)
+    target, other, target_to_other = overlap.target, overlap.other, overlap.target_to_other
     ycc_t = _rendering(target)
     shape = ycc_t.shape[:2]
     warped = _warped(_rendering(other), target_to_other, shape)
@@ -432,9 +501,14 @@ def compare(
     # The edit is predicted towards the side with more clipped pixels: clipping can be applied
     # to a prediction, not undone.
     seen_t, seen_o = ycc_t[mask], warped[mask]
-    towards_target = _saturated(seen_t).mean() >= _saturated(seen_o).mean()
-    source, destination = (seen_o, seen_t) if towards_target else (seen_t, seen_o)
-    fit = _fit_colour(source, destination, settings)
+    ends_t, ends_o = _saturated(seen_t), _saturated(seen_o)
+    towards_target = ends_t.mean() >= ends_o.mean()
+    sides = (
+        _sides(seen_o, seen_t, settings, (ends_o, ends_t))
+        if towards_target
+        else _sides(seen_t, seen_o, settings, (ends_t, ends_o))
+    )
+    fit = _fit_colour(sides, settings)
     if fit.pixels is None:
         return None
     actual = ycc_t.copy() if towards_target else warped.copy()
@@ -474,7 +548,8 @@ def compare(
     ratio = settings.layout_overlay_ratio
     overlay_t = ~agree & has_t & (detail_t >= ratio * detail_o)
     overlay_o = ~agree & has_o & (detail_o >= ratio * detail_t)
-    contradicting = int((~agree & ~overlay_t & ~overlay_o).sum())
+    contradicted = ~agree & ~overlay_t & ~overlay_o
+    contradicting = int(contradicted.sum())
     overlay_a, overlay_b = (
         (int(overlay_o.sum()), int(overlay_t.sum()))
         if target is b
@@ -501,9 +576,15 @@ def compare(
         contradicting=contradicting,
         overlay_a=overlay_a,
         overlay_b=overlay_b,
-        spread=float(np.sqrt(pixels.var(axis=0).sum())),
+        spread=float(
+            min(
+                np.sqrt(pixels.var(axis=0).sum()),
+                np.sqrt(warped[mask][:, channels].var(axis=0).sum()),
+            )
+        ),
         colour_change=fit.words,
         evidence=int((agree & telling).sum()),
+        telling_contradicting=int((contradicted & telling).sum()),
     )
 
 
@@ -575,6 +656,14 @@ def decide(comparison: LayoutComparison, settings: VerifySettings) -> tuple[Veri
             f"too plain to compare: {comparison.evidence} blocks stand out and agree (need "
             f"{settings.layout_min_evidence}); {summary}"
         )
+    # Most blocks of a small mark on a flat ground are ground, which agrees with any ground of a
+    # similar colour: of the blocks that say something, nearly all must agree too.
+    telling = comparison.evidence + comparison.telling_contradicting
+    if comparison.telling_contradicting > max(1, settings.layout_telling_disagreement * telling):
+        return VerifyOutcome.rejected, (
+            f"{comparison.telling_contradicting} of the {telling} blocks that stand out differ; "
+            f"{summary}"
+        )
     if comparison.agreement >= settings.layout_agreement:
         return VerifyOutcome.accepted, summary
     return VerifyOutcome.rejected, f"only {summary}"
@@ -585,7 +674,8 @@ def hue_turn(a: Thumbnail, b: Thumbnail, b_to_a: np.ndarray) -> float | None:
     are turned from a's where both are coloured: the chroma-weighted circular mean of the
     difference. None when too little of the overlap is coloured on both sides (a greyscale
     copy, a grey picture), for then hue says nothing."""
-    target, other, target_to_other = _target_first(a, b, from_thumbnail(b, a, b_to_a))
+    overlap = _target_first(a, b, from_thumbnail(b, a, b_to_a))
+    target, other, target_to_other = overlap.target, overlap.other, overlap.target_to_other
     ycc_t = _rendering(target)
     warped = _warped(_rendering(other), target_to_other, ycc_t.shape[:2])
     seen = np.all(warped > _VALID, axis=2)

@@ -33,6 +33,9 @@ CARD_TEXT_ROWS = 0.3  # ... or in this share of rows: faxed cards 0.37-0.75, cap
 # shadow darkens a page less). Photos in a frame or a screenshot are mostly darker: of 2,376 photo
 # copies (verify_eval seed 0) 42 are taken for pages, 20 before sheets were squared up.
 SHEET_BRIGHT_SHARE = 0.85
+# A page is black and white only (a fax) when grey shades are under 1% of it and at most this
+# share of its ink and shades together (the edges of smooth type are 16-30%).
+BILEVEL_EDGES = 0.1
 REFINE_SCALE = 0.25  # alignment is refined on strokes shrunk this much: as precise, 4x cheaper
 STROKE = 9  # px; ink narrower than this is a stroke (text, rules, ticks), wider is a fill
 
@@ -86,6 +89,7 @@ class VerifySettings:
     layout_contradiction_share: float = 0.08  # ... or this share of the blocks, if more
     layout_hopeless: float = 0.3  # an alignment explaining less of the frame is not compared
     layout_min_evidence: int = 8  # agreeing blocks that stand out, at least, to accept
+    layout_telling_disagreement: float = 0.2  # share of those blocks that may differ, at most
     layout_min_spread: float = 4.0  # colour spread below which there is no layout to compare
     layout_fit_trim: float = 0.25  # share of worst-explained pixels left out of the second fit
     layout_max_gain: float = 3.0  # luma or saturation change an edit may make, either way
