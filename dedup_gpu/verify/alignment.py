@@ -122,7 +122,9 @@ def keypoint_fits(
             and transforms.plausible_affine(matrix, settings.max_stretch)
         ):
             found.append(Alignment(matrix, methods[1], inliers))
-            needed = max(needed, 1.1 * inliers + 2)
+            # Asked again, a perspective explaining as many matches as the stretch is worth its
+            # comparison: RANSAC's tolerance lets an affine fit half a mild perspective.
+            needed = max(needed, inliers if always else 1.1 * inliers + 2)
     matrix, inlier_mask = cv2.findHomography(source, target, cv2.RANSAC, 4.0, maxIters=2000)
     if matrix is not None and abs(matrix[2, 2]) > 1e-9:
         matrix = matrix / matrix[2, 2]
@@ -172,19 +174,24 @@ def _similarity_inliers(a: Thumbnail, b: Thumbnail, settings: VerifySettings) ->
     return 0 if mask is None else int(mask.sum())
 
 
-def perspective_alignment(a: Thumbnail, b: Thumbnail, settings: VerifySettings) -> Alignment:
-    """The best affine or perspective fit of b onto a, plain or mirrored, when it explains more
-    matches than the similarity: for pairs a strong similarity fit left rejected (a stretch or a
-    photo of a print that RANSAC's tolerance let the similarity half fit)."""
+def perspective_alignment(
+    a: Thumbnail, b: Thumbnail, settings: VerifySettings, *, after_affine: bool = False
+) -> Alignment:
+    """The perspective fit of b onto a or, where none is plausible, the affine one, when it
+    explains about as many matches as the similarity: for pairs a strong similarity fit left
+    rejected (a stretch or a photo of a print that RANSAC's tolerance let the simpler map half
+    fit). A perspective is kept only where it explains as many matches as the affine map.
+    `after_affine`: an affine fit was compared and rejected already; only a perspective is
+    worth another comparison (another draw of the affine fit would only be a second chance)."""
     shapes = (b.shape, a.shape)
-    found = [
-        fit
+    found = {
+        fit.method: fit
         for fit in keypoint_fits(a.keypoints, b.keypoints, settings, shapes, always=True)
-        if fit.method in (VerifyMethod.affine, VerifyMethod.homography)
-    ]
-    if not found:
-        return Alignment(None, VerifyMethod.homography, 0)
-    return max(found, key=lambda fit: fit.inliers)
+    }
+    for method in (VerifyMethod.homography, *(() if after_affine else (VerifyMethod.affine,))):
+        if method in found:
+            return found[method]
+    return Alignment(None, VerifyMethod.homography, 0)
 
 
 def mirrored_alignments(a: Thumbnail, b: Thumbnail, settings: VerifySettings) -> list[Alignment]:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -261,17 +262,18 @@ class Verifier:
             and self.verdicts[key].inliers >= self.settings.confident_inliers
         ]
         self._compare_realigned(strong_but_rejected, mirrored_alignment)
-        # ... or a stretch or a perspective the similarity only half fitted.
-        self._compare_realigned(
-            [
-                key
-                for key in new
-                if not self.verdicts[key].accepted
-                and self.verdicts[key].method is VerifyMethod.keypoints
-                and self.verdicts[key].inliers >= self.settings.min_perspective_inliers
-            ],
-            perspective_alignment,
-        )
+        # ... or a stretch or a perspective the similarity (or the stretch) only half fitted.
+        for fitted, after_affine in ((VerifyMethod.keypoints, False), (VerifyMethod.affine, True)):
+            self._compare_realigned(
+                [
+                    key
+                    for key in new
+                    if not self.verdicts[key].accepted
+                    and self.verdicts[key].method is fitted
+                    and self.verdicts[key].inliers >= self.settings.min_perspective_inliers
+                ],
+                partial(perspective_alignment, after_affine=after_affine),
+            )
         # Crops too smooth or too repetitive for keypoints get one more try: the smaller picture
         # searched for inside the larger. Pages are left out (a form's other fill would be
         # found), and so are pairs a strong keypoint fit already placed.
