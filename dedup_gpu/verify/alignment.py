@@ -174,24 +174,22 @@ def _similarity_inliers(a: Thumbnail, b: Thumbnail, settings: VerifySettings) ->
     return 0 if mask is None else int(mask.sum())
 
 
-def perspective_alignment(
+def perspective_alignments(
     a: Thumbnail, b: Thumbnail, settings: VerifySettings, *, after_affine: bool = False
-) -> Alignment:
-    """The perspective fit of b onto a or, where none is plausible, the affine one, when it
-    explains about as many matches as the similarity: for pairs a strong similarity fit left
-    rejected (a stretch or a photo of a print that RANSAC's tolerance let the simpler map half
-    fit). A perspective is kept only where it explains as many matches as the affine map.
-    `after_affine`: an affine fit was compared and rejected already; only a perspective is
-    worth another comparison (another draw of the affine fit would only be a second chance)."""
+) -> list[Alignment]:
+    """The perspective and the affine fit of b onto a, where plausible and explaining about as
+    many matches as the similarity: for pairs a strong similarity fit left rejected (a stretch
+    or a photo of a print that RANSAC's tolerance let the simpler map half fit). A perspective
+    is kept only where it explains as many matches as the affine map. `after_affine`: an
+    affine fit was compared and rejected already, so only a perspective is worth another
+    comparison (another draw of the affine fit would only be a second chance)."""
     shapes = (b.shape, a.shape)
-    found = {
-        fit.method: fit
+    wanted = (VerifyMethod.homography, *(() if after_affine else (VerifyMethod.affine,)))
+    return [
+        fit
         for fit in keypoint_fits(a.keypoints, b.keypoints, settings, shapes, always=True)
-    }
-    for method in (VerifyMethod.homography, *(() if after_affine else (VerifyMethod.affine,))):
-        if method in found:
-            return found[method]
-    return Alignment(None, VerifyMethod.homography, 0)
+        if fit.method in wanted
+    ]
 
 
 def mirrored_alignments(a: Thumbnail, b: Thumbnail, settings: VerifySettings) -> list[Alignment]:
