@@ -54,7 +54,7 @@ class VerifySettings:
     texture_std: float = 0.12  # block spread (in units of the image's own) that counts as detail
     one_sided_std: float = 0.35  # detail this strong on one side only is a disagreement
     photo_agreement: float = 0.8  # share of informative blocks that must agree, photos
-    perspective_retry_agreement: float = 0.9  # ... under a perspective tried after an affine fit
+    perspective_retry_agreement: float = 0.9  # ... under a perspective tried after a rejection
     # Hue turn (degrees) between two pictures' coloured pixels an edit may make: the `colour`
     # family turns up to 30 (HSV; more in YCrCb); distractors are turned 80-180 degrees.
     max_hue_turn: float = 60.0

@@ -389,8 +389,8 @@ class Verifier:
         """Rejected pairs aligned once more by their perspective and affine fits and compared;
         the better verdict stands. A perspective must agree more closely here than a first
         fit: a camera that turns between two video frames is a perspective too, and parallax
-        leaves 86-87% of such frames' blocks agreeing (verify_eval seed 0), a photographed
-        print's 89-100%."""
+        leaves 84-88% of such frames' blocks agreeing (verify_eval, both seeds), most
+        photographed prints' 89-100%."""
         found = self._map(
             lambda key: perspective_alignments(
                 self._thumbnails[key[0]],  # type: ignore[arg-type]
