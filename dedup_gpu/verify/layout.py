@@ -45,7 +45,7 @@ _VALID = -256.0  # chroma is centred on grey, so real values stay above -128
 HUE_CHROMA = 12.0  # chroma (YCrCb units) from which a pixel's hue is worth comparing
 HUE_MIN_PIXELS = 40  # rendering pixels coloured on both sides, at least, to compare hues
 FLAT_LUMA = 2.0  # luma spread (YCrCb units) at the level of noise: a flat picture
-# The trimmed colour fit must keep this share of the untrimmed pixels' contrast (`_contrast`).
+# The trimmed colour fit must keep this share of the untrimmed pixels' contrast.
 TRIM_KEEPS_CONTRAST = 0.25
 
 
@@ -409,18 +409,24 @@ def _fit_colour(sides: _Sides, settings: VerifySettings) -> _ColourFit:
     channels = slice(0, 1) if fit.luma_only else slice(0, 3)
     error = ((sides.destination - fit.pixels)[:, channels] ** 2).sum(axis=1)
     kept = error <= np.quantile(error, 1 - settings.layout_fit_trim)
-    if _contrast(sides.source[kept]) < TRIM_KEEPS_CONTRAST * _contrast(sides.source):
+    if not _keeps_contrast(sides.source[kept], sides.source, colour=not sides.grey):
         return fit
     trimmed = _fit_edit(sides, settings, kept)
     return trimmed if trimmed.pixels is not None else fit
 
 
-def _contrast(pixels: np.ndarray) -> float:
-    """The smaller of the luma spread and the chroma spread about grey (YCrCb units): how much
-    tone and colour a fit of an edit has to go on."""
-    luma = float(pixels[:, 0].std()) if len(pixels) else 0.0
-    chroma = float(np.sqrt((pixels[:, 1:] ** 2).sum(axis=1).mean())) if len(pixels) else 0.0
-    return min(luma, chroma)
+def _keeps_contrast(kept: np.ndarray, pixels: np.ndarray, *, colour: bool) -> bool:
+    """Whether the `kept` pixels [n, 3] keep TRIM_KEEPS_CONTRAST of the luma spread of all
+    `pixels` and, where `colour` is fitted, of their chroma's spread about grey: whether a fit
+    of an edit has as much tone (and colour) to go on."""
+
+    def chroma(values: np.ndarray) -> float:
+        return float(np.sqrt((values[:, 1:] ** 2).sum(axis=1).mean())) if len(values) else 0.0
+
+    luma_kept = float(kept[:, 0].std()) if len(kept) else 0.0
+    if luma_kept < TRIM_KEEPS_CONTRAST * float(pixels[:, 0].std()):
+        return False
+    return not colour or chroma(kept) >= TRIM_KEEPS_CONTRAST * chroma(pixels)
 
 
 def _fit_edit(sides: _Sides, settings: VerifySettings, kept: np.ndarray) -> _ColourFit:
