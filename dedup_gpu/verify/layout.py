@@ -421,10 +421,10 @@ def _keeps_contrast(kept: np.ndarray, pixels: np.ndarray, *, colour: bool) -> bo
     of an edit has as much tone (and colour) to go on."""
 
     def chroma(values: np.ndarray) -> float:
-        return float(np.sqrt((values[:, 1:] ** 2).sum(axis=1).mean())) if len(values) else 0.0
+        return float(np.sqrt((values[:, 1:] ** 2).sum(axis=1).mean()))
 
-    luma_kept = float(kept[:, 0].std()) if len(kept) else 0.0
-    if luma_kept < TRIM_KEEPS_CONTRAST * float(pixels[:, 0].std()):
+    # (`kept` is never empty: it holds the pixels below a quantile of the fit's errors.)
+    if kept[:, 0].std() < TRIM_KEEPS_CONTRAST * pixels[:, 0].std():
         return False
     return not colour or chroma(kept) >= TRIM_KEEPS_CONTRAST * chroma(pixels)
 
@@ -562,7 +562,7 @@ def compare(
         else (int(overlay_t.sum()), int(overlay_o.sum()))
     )
     compared = int(inside.sum()) - max(overlay_a, overlay_b)
-    pixels = ycc_t[mask][:, channels]
+    pixels = seen_t[:, channels]
     # Blocks that say something about the layout: their colour stands out from the overlap's
     # ground (its median colour, which large shapes of another picture do not drag along as
     # they drag the mean), or they hold detail. On a flat ground with a small mark only the
@@ -585,7 +585,7 @@ def compare(
         spread=float(
             min(
                 np.sqrt(pixels.var(axis=0).sum()),
-                np.sqrt(warped[mask][:, channels].var(axis=0).sum()),
+                np.sqrt(seen_o[:, channels].var(axis=0).sum()),
             )
         ),
         colour_change=fit.words,
