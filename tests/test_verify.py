@@ -307,6 +307,25 @@ def test_a_letterboxed_copy_verifies_against_a_framed_copy(tmp_path: Path) -> No
     assert verdict.accepted, verdict.reason
 
 
+def test_a_bright_photo_in_a_border_is_a_photo_and_matches_its_original(tmp_path: Path) -> None:
+    # A pale clock face in soft light: framed, it no longer runs off the picture's edges, so
+    # it looked like a sheet lying on a table, was taken for a page (its light evened out, it
+    # reads as paper and strokes) and the pair was held to the text comparison of records,
+    # which turned it down. A flat frame round an upright picture is not a table.
+    original = skimage_photo("clock_motion.png")
+    framed = tmp_path / "clock__border.png"
+    FAMILIES["border"].edit(load_rgb(original), random.Random(3)).save(framed)
+    checker = verify.Verifier([str(original), str(framed)], workers=0)
+    (verdict,) = checker.check(Pairs(np.array([0]), np.array([1]), np.array([0.9], np.float32)))
+    assert verdict.accepted and not verdict.document, verdict.reason
+
+    # A page in a flat frame is still a page.
+    pages = write_lookalikes(tmp_path / "pages", seed=0, size="tiny", sets=["pages"])
+    first = next(page.path for page in pages if "__" not in page.path.name)
+    framed_page = FAMILIES["border"].edit(load_rgb(first), random.Random(3))
+    assert verify.Thumbnail(np.asarray(framed_page)).document
+
+
 def test_padding_is_trimmed_before_comparison() -> None:
     grey = np.zeros((120, 200), dtype=np.uint8)
     grey[10:110, 40:160] = np.random.default_rng(0).integers(0, 255, (100, 120))

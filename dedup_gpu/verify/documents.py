@@ -17,6 +17,10 @@ from .settings import (
     CARD_TEXT_LINES,
     CARD_TEXT_ROWS,
     CARD_TEXT_SHARE,
+    FRAME_FLAT_SHARE,
+    FRAME_FLATNESS,
+    FRAME_RING,
+    FRAME_SQUARENESS,
     MIN_TEXT_STROKES,
     REFINE_SCALE,
     RULE_LENGTH,
@@ -33,20 +37,34 @@ if TYPE_CHECKING:
     from .verifier import Mapper
 
 
-def looks_like_document(rgb: np.ndarray, grey: np.ndarray | None = None) -> bool:
+def looks_like_document(
+    rgb: np.ndarray, grey: np.ndarray | None = None, *, frame_depth: int = 0
+) -> bool:
     """A paper page or a card, alone or photographed lying on something. Mostly near-white
     paper, little colour, and the rest thin dark strokes (text, rules, boxes) rather than shaded
     areas. Text pages and forms, scanned, faxed or generated, pass; photos, including bright
     ones and objects on white, do not. When the whole picture is not a page, each four-sided
     bright region in it (a sheet or a card on a table, `_sheets`) that is nearly all bright is
-    squared up, its uneven light evened out, and tested the same way."""
+    squared up, its uneven light evened out, and tested the same way; a picture in a digital
+    frame is tested without its frame."""
     import cv2
 
     if grey is None:  # `grey`: the same image in grey, when the caller has it already
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     if _is_page(rgb, grey) or _is_card(grey):
         return True
-    for corners in _sheets(grey):
+    sheets = _sheets(grey)
+    frames = [corners for corners in sheets if _framed(rgb, corners)]
+    if frames and frame_depth < 2:
+        # A picture in a digital frame (a border, a letterbox, a window on a flat ground) is
+        # tested as the picture: the frame would make any bright area in it a sheet on a table.
+        outer = max(frames, key=lambda corners: float(np.prod(np.ptp(corners, axis=0))))
+        left, top = np.floor(outer.min(axis=0)).astype(int) + 2
+        right, bottom = np.ceil(outer.max(axis=0)).astype(int) - 2
+        if min(bottom - top, right - left) >= 16:
+            picture = np.ascontiguousarray(rgb[max(top, 0) : bottom, max(left, 0) : right])
+            return looks_like_document(picture, frame_depth=frame_depth + 1)
+    for corners in sheets:
         flat_grey = _squared_up(grey, corners)
         # Evening out the light would flatten any picture into paper and strokes: the sheet
         # must be paper before that, nearly all of it at least half as bright as its paper (a
@@ -62,6 +80,37 @@ def looks_like_document(rgb: np.ndarray, grey: np.ndarray | None = None) -> bool
         if _is_page(_squared_up(rgb, corners), even) or _is_card(even):
             return True
     return False
+
+
+def _framed(rgb: np.ndarray, corners: np.ndarray) -> bool:
+    """Whether the region `corners` is an upright rectangle (within 1.5% of the picture's
+    size) on a flat colour: nearly all of a ring FRAME_RING pixels wide round it within 12
+    levels of its median in every channel. A sheet photographed on a table is seen at an angle
+    or on a surface with grain and light falling off across it; a picture in a border or in a
+    screenshot's window is not."""
+    import cv2
+
+    rows, columns = rgb.shape[:2]
+    top_left, top_right, bottom_right, bottom_left = corners
+    slack_x, slack_y = FRAME_SQUARENESS * columns, FRAME_SQUARENESS * rows
+    if (
+        abs(top_left[0] - bottom_left[0]) > slack_x
+        or abs(top_right[0] - bottom_right[0]) > slack_x
+        or abs(top_left[1] - top_right[1]) > slack_y
+        or abs(bottom_left[1] - bottom_right[1]) > slack_y
+    ):
+        return False
+    inside = np.zeros((rows, columns), np.uint8)
+    cv2.fillConvexPoly(inside, np.round(corners).astype(np.int32), 1)
+    # The ring round the region, leaving out its edge (a drop shadow, JPEG ringing): a frame,
+    # or the window or page a picture is shown in, is flat right round it.
+    edge = cv2.dilate(inside, np.ones((5, 5), np.uint8))
+    ring = cv2.dilate(inside, np.ones((2 * FRAME_RING + 5,) * 2, np.uint8)) & ~edge
+    surround = rgb[ring.astype(bool)].astype(np.int16)
+    if len(surround) < 0.01 * rows * columns:
+        return False
+    off = np.abs(surround - np.median(surround, axis=0)).max(axis=1)
+    return bool((off <= FRAME_FLATNESS).mean() >= FRAME_FLAT_SHARE)
 
 
 def _paper_level(pixels: np.ndarray) -> int:

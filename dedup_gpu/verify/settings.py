@@ -33,6 +33,13 @@ CARD_TEXT_ROWS = 0.3  # ... or in this share of rows: faxed cards 0.37-0.75, cap
 # shadow darkens a page less). Photos in a frame or a screenshot are mostly darker: of 2,376 photo
 # copies (verify_eval seed 0) 42 are taken for pages, 20 before sheets were squared up.
 SHEET_BRIGHT_SHARE = 0.85
+# A picture in a digital frame: an upright rectangle (corners within this share of the
+# picture's size) on a flat colour (this share of a ring FRAME_RING thumbnail pixels wide round
+# it within FRAME_FLATNESS levels of its median in every channel). See documents._framed.
+FRAME_SQUARENESS = 0.015
+FRAME_RING = 6
+FRAME_FLATNESS = 12
+FRAME_FLAT_SHARE = 0.85
 # A page is black and white only (a fax) when grey shades are under 1% of it and at most this
 # share of its ink and shades together (the edges of smooth type are 16-30%).
 BILEVEL_EDGES = 0.1
