@@ -1,14 +1,17 @@
 """Stage 6: duplicate groups without chaining, and the choice of the copy to keep.
 
 Groups are stars. Images are visited most central first: the image with the largest sum of
-candidate scores to the others (in a family of copies, the original: every copy is one edit away
-from it, two edits from each other). Each image not yet placed becomes the centre of a group and
-takes every unplaced image paired with it. So every member of a group matched the centre itself,
-never only a chain of intermediate images (A~B~C~D never puts A and D together). The copy to keep
-is then chosen among the group's members by the keep policy; choosing centres by the policy
-instead would make a letterboxed or captioned copy (more pixels) the image every other copy must
-match. Ties are broken by the keep policy and then by path, so the result never depends on input
-or dict order.
+candidate scores to the others (in a family of copies, most often the original: every copy is
+one edit away from it, two edits from each other). Each image not yet placed becomes the centre
+of a group and takes every unplaced image paired with it. So every member of a group matched
+the centre itself, never only a chain of intermediate images (A~B~C~D never puts A and D
+together). With verification the embedding's choice of centre is checked too: a member found to
+be a copy of images its centre turned down (the original, where the most central image is a
+stretched or noisy copy) is checked against the rest of its group and takes the centre if it
+is a copy of more of them. The copy to keep is then chosen among the group's members by the
+keep policy; choosing centres by the policy instead would make a letterboxed or captioned copy
+(more pixels) the image every other copy must match. Ties are broken by the keep policy and
+then by path, so the result never depends on input or dict order.
 """
 
 from __future__ import annotations
@@ -86,16 +89,26 @@ def _member(file: ImageFile, info: ImageInfo, score: float, exact: bool, matched
 REJECTION_BUDGET = 6
 BEST_BY_SCORE = 2  # an image's best-scoring candidates are always offered
 LAST_CHANCES = 3  # checks against a group's centre a lone image gets once grouping settles
+# Rounds in which a member confirmed as a copy of images its centre turned down is checked against
+# the rest of its group, to become the centre if it is a copy of more of them.
+CHALLENGE_ROUNDS = 3
+# An image turned down against one member of a group still joins it when it was confirmed a copy
+# of this many times as many of its members (the centre included).
+OUTVOTING = 2
 
 
 @dataclass(frozen=True)
 class Verification:
     """What grouping needs of verification: `check` says which pairs are copies; `apart`, which
-    of the pairs turned down are known to be different (an undecidable pair is not); `priority`
-    ranks each image's candidates, likeliest copies first; `progress` hears (verified, expected)."""
+    of the pairs turned down are known to be different (an undecidable pair is not);
+    `outvotable`, which of those were found different on evidence an image's copies may outvote
+    (two pictures two edits apart disagree block by block, where a record whose text differs is
+    another record; none by default); `priority` ranks each image's candidates, likeliest
+    copies first; `progress` hears (verified, expected)."""
 
     check: PairCheck
     apart: PairCheck | None = None
+    outvotable: PairCheck | None = None
     priority: Callable[[Pairs], np.ndarray] | None = None
     progress: Callable[[int, int], None] | None = None
 
@@ -139,22 +152,29 @@ def build_groups(
     if verification is None:
         known[:] = True
     apart = np.zeros(len(candidates), dtype=bool)
+    soft = np.zeros(len(candidates), dtype=bool)  # found apart, but copies may outvote it
     lists = (
         _CandidateLists(candidates, len(contents), budget, verification.priority)
         if verification is not None
         else None
     )
+    challenged = np.zeros(len(contents), dtype=bool)
+    promoted = np.zeros(len(contents), dtype=np.int64)  # > 0: a challenger that won, visited first
+    challenge_rounds = 0
     verified = 0
     while True:
         offered = lists.offered() if lists is not None else np.ones(len(candidates), bool)
         eligible = accepted & (known | offered)
         usable = candidates.select(eligible)
         slots = np.flatnonzero(eligible)
-        conflicts = candidates.select(apart)
+        conflicts = candidates.select(apart & ~soft)
+        disputed = candidates.select(apart & soft)
         # Centres are chosen over every candidate not turned down, so they stay put as images
         # are offered more of their lists; only offered edges may join a member to one.
-        visit = _central_first(candidates.select(accepted), rank)
-        centre = _star_assignment(len(contents), visit, usable, conflicts)
+        visit = _central_first(candidates.select(accepted), rank, promoted)
+        centre = _star_assignment(
+            len(contents), visit, usable, conflicts, disputed, candidates.select(accepted & known)
+        )
         in_use = [
             centre[b] == a or centre[a] == b
             for a, b in zip(usable.left.tolist(), usable.right.tolist(), strict=True)
@@ -163,20 +183,38 @@ def build_groups(
         unchecked = used[~known[used]]
         if lists is not None and not len(unchecked):
             unchecked = lists.second_chances(centre, accepted & ~known)
-        if verification is None or lists is None or not len(unchecked):
+        if verification is None or lists is None:
             break
-        result = np.asarray(verification.check(candidates.select(unchecked)), dtype=bool)
-        accepted[unchecked] = result
-        known[unchecked] = True
-        turned = unchecked[~result]
-        if len(turned):
-            apart[turned] = (
-                np.asarray(verification.apart(candidates.select(turned)), dtype=bool)
-                if verification.apart is not None
-                else True
-            )
-        lists.record(unchecked, result)
-        verified += len(unchecked)
+        challenge = None
+        if not len(unchecked) and challenge_rounds < CHALLENGE_ROUNDS:
+            challenge = _challenge(candidates, centre, accepted, known, challenged)
+            unchecked = challenge.slots
+            challenge_rounds += 1
+        if not len(unchecked) and (challenge is None or not len(challenge.challengers)):
+            break
+        if len(unchecked):
+            result = np.asarray(verification.check(candidates.select(unchecked)), dtype=bool)
+            accepted[unchecked] = result
+            known[unchecked] = True
+            turned = unchecked[~result]
+            if len(turned):
+                apart[turned] = (
+                    np.asarray(verification.apart(candidates.select(turned)), dtype=bool)
+                    if verification.apart is not None
+                    else True
+                )
+                if verification.outvotable is not None:
+                    soft[turned] = apart[turned] & np.asarray(
+                        verification.outvotable(candidates.select(turned)), dtype=bool
+                    )
+            lists.record(unchecked, result)
+            verified += len(unchecked)
+        if challenge is not None:
+            confirmed = accepted & known
+            won = challenge.winners(candidates, confirmed)
+            promoted[won] = _copies_confirmed(candidates.select(confirmed), len(contents))[won]
+            lifted = challenge.lifted(candidates, confirmed, won)
+            apart[lifted[soft[lifted]]] = False
         if verification.progress is not None:
             waiting = int((accepted & ~known & lists.offered()).sum())
             verification.progress(verified, verified + waiting)
@@ -300,27 +338,48 @@ class _CandidateLists:
         group, its likeliest untried candidate (in its list's order) that is the centre of a
         larger group (or alone too, for an image alone), so that no copy misses its original
         because its list was spent on look-alikes or it paired off with a sibling copy first.
+        Where no such centre is left untried (the centre turned it down), its likeliest untried
+        member of a larger group: a copy of it may challenge the centre (see `_challenge`).
         One check per such centre a round, LAST_CHANCES rounds at most."""
         centres = np.asarray(centre)
         rows = np.arange(self.count)
         size = np.bincount(centres, minlength=self.count)
         seeking = (centres == rows) & (self.chances < LAST_CHANCES)
+        seekers, found = self._likeliest(centres, size, untried, seeking, to_centres=True)
+        served = np.zeros(self.count, dtype=bool)
+        served[seekers] = True
+        more_seekers, members = self._likeliest(
+            centres, size, untried, seeking & ~served, to_centres=False
+        )
+        np.add.at(self.chances, np.concatenate([seekers, more_seekers]), 1)
+        return np.unique(np.concatenate([found, members]))
+
+    def _likeliest(
+        self,
+        centres: np.ndarray,
+        size: np.ndarray,
+        untried: np.ndarray,
+        seeking: np.ndarray,
+        to_centres: bool,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each seeker's likeliest untried candidate in a larger group, the group's centre or
+        (not `to_centres`) one of its members: (seekers, slots), one slot per seeker."""
         seekers, slots = [], []
         for ends, others in (
             (self.candidates.left, self.candidates.right),
             (self.candidates.right, self.candidates.left),
         ):
-            larger = (size[others] > size[ends]) | ((size[ends] == 1) & (size[others] == 1))
-            fits = np.flatnonzero(untried & seeking[ends] & (centres[others] == others) & larger)
+            larger = (size[centres[others]] > size[ends]) | (
+                (size[ends] == 1) & (size[centres[others]] == 1)
+            )
+            placed = (centres[others] == others) == to_centres
+            fits = np.flatnonzero(untried & seeking[ends] & placed & larger)
             seekers.append(ends[fits])
             slots.append(fits)
         seeker, found = np.concatenate(seekers), np.concatenate(slots)
-        if not len(found):
-            return found
         order = np.lexsort((-self.order[found], seeker))  # likeliest first, as ranked
         first = np.unique(seeker[order], return_index=True)[1]
-        np.add.at(self.chances, np.unique(seeker), 1)
-        return np.unique(found[order][first])
+        return seeker[order][first], found[order][first]
 
     def record(self, slots: np.ndarray, accepted: np.ndarray) -> None:
         checked = self.candidates.select(slots)
@@ -353,22 +412,149 @@ def _places_in_lists(pairs: Pairs, order: np.ndarray, count: int) -> tuple[np.nd
     return places[: len(pairs)], places[len(pairs) :]
 
 
-def _central_first(pairs: Pairs, rank: np.ndarray) -> list[int]:
-    """Rows ordered by their sum of pair scores, largest first, then by keep `rank`."""
+def _central_first(pairs: Pairs, rank: np.ndarray, first: np.ndarray | None = None) -> list[int]:
+    """Rows ordered by `first` (largest first; a challenger that won, see `_challenge`), then by
+    their sum of pair scores, largest first, then by keep `rank`."""
     centrality = np.zeros(len(rank), dtype=np.float64)
     np.add.at(centrality, pairs.left, pairs.score.astype(np.float64))
     np.add.at(centrality, pairs.right, pairs.score.astype(np.float64))
+    before = -first if first is not None else np.zeros(len(rank), dtype=np.int64)
     # Rounded so that the order of summation (input order) cannot change the order of visits.
-    return np.lexsort((rank, -np.round(centrality, 6))).tolist()
+    return np.lexsort((rank, -np.round(centrality, 6), before)).tolist()
 
 
-def _star_assignment(count: int, visit: Sequence[int], pairs: Pairs, conflicts: Pairs) -> list[int]:
+def _copies_confirmed(confirmed: Pairs, count: int) -> np.ndarray:
+    copies = np.zeros(count, dtype=np.int64)
+    np.add.at(copies, confirmed.left, 1)
+    np.add.at(copies, confirmed.right, 1)
+    return copies
+
+
+@dataclass(frozen=True)
+class _Challenge:
+    """Members checked against the rest of their group (`slots`), each to become its centre if it
+    is confirmed a copy of more of the group and of the images its centre turned down than the
+    centre is of the group."""
+
+    slots: np.ndarray
+    challengers: np.ndarray
+    centres: np.ndarray  # each image's centre when the challenge was made
+    outsiders: np.ndarray  # image * count + centre, for images a centre turned down
+
+    def winners(self, candidates: Pairs, confirmed: np.ndarray) -> np.ndarray:
+        count = len(self.centres)
+        held = np.zeros(count, dtype=np.int64)
+        challenging = np.zeros(count, dtype=bool)
+        challenging[self.challengers] = True
+        for ends, others in _both_ways(candidates):
+            group = self.centres[ends]
+            mine = (
+                confirmed
+                & challenging[ends]
+                & (
+                    (self.centres[others] == group)
+                    | np.isin(others * count + group, self.outsiders)
+                )
+            )
+            np.add.at(held, ends[mine], 1)
+        size = np.bincount(self.centres, minlength=count)
+        return self.challengers[held[self.challengers] > size[self.centres[self.challengers]] - 1]
+
+    def lifted(self, candidates: Pairs, confirmed: np.ndarray, won: np.ndarray) -> np.ndarray:
+        """Slots of the old centres' refusals that a winner outvoted: it was confirmed a copy of
+        both the old centre and the image turned down, so that refusal was between two copies of
+        it (two edits apart), not a sign that they are different pictures."""
+        count = len(self.centres)
+        winner_of = np.full(count, -1, dtype=np.int64)
+        winner_of[self.centres[won]] = won
+        vouched = (
+            np.minimum(candidates.left, candidates.right)[confirmed] * count
+            + np.maximum(candidates.left, candidates.right)[confirmed]
+        )
+        lifted = np.zeros(len(candidates), dtype=bool)
+        for old, other in _both_ways(candidates):
+            winner = winner_of[old]
+            refused = (
+                ~confirmed
+                & (winner >= 0)
+                & (winner != other)
+                & np.isin(other * count + old, self.outsiders)
+            )
+            pair = np.minimum(winner, other) * count + np.maximum(winner, other)
+            lifted |= refused & np.isin(pair, vouched)
+        return np.flatnonzero(lifted)
+
+
+def _both_ways(pairs: Pairs) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    return ((pairs.left, pairs.right), (pairs.right, pairs.left))
+
+
+def _challenge(
+    candidates: Pairs,
+    centre: list[int],
+    accepted: np.ndarray,
+    known: np.ndarray,
+    challenged: np.ndarray,
+) -> _Challenge:
+    """A challenge to the centre of each group where a member was confirmed a copy of images
+    the centre turned down: the original, where the centre is a stretched or noisy copy that
+    looks most like the rest to the embedding, is a copy of them all. In each group the member
+    confirmed a copy of the most such images is checked against the rest of its group, once per
+    image (marked in `challenged`)."""
+    centres = np.asarray(centre, dtype=np.int64)
+    count = len(centres)
+    confirmed = accepted & known
+    turned = known & ~accepted
+    outsiders = np.unique(
+        np.concatenate(
+            [
+                others[turned & (centres[ends] == ends) & (centres[others] != ends)] * count
+                + ends[turned & (centres[ends] == ends) & (centres[others] != ends)]
+                for ends, others in _both_ways(candidates)
+            ]
+        )
+    )
+    found = np.zeros(count, dtype=np.int64)
+    for ends, others in _both_ways(candidates):
+        group = centres[ends]
+        crossing = (
+            confirmed
+            & (group != ends)
+            & (centres[others] != group)
+            & np.isin(others * count + group, outsiders)
+        )
+        np.add.at(found, ends[crossing], 1)
+    rows = np.flatnonzero((found > 0) & ~challenged)
+    copies = _copies_confirmed(candidates.select(confirmed), count)
+    order = np.lexsort((rows, -copies[rows], -found[rows], centres[rows]))
+    challengers = rows[order][np.unique(centres[rows][order], return_index=True)[1]]
+    challenged[challengers] = True
+    chosen = np.zeros(count, dtype=bool)
+    chosen[challengers] = True
+    slots = [
+        np.flatnonzero(chosen[ends] & (centres[others] == centres[ends]) & accepted & ~known)
+        for ends, others in _both_ways(candidates)
+    ]
+    return _Challenge(np.unique(np.concatenate(slots)), challengers, centres, outsiders)
+
+
+def _star_assignment(
+    count: int,
+    visit: Sequence[int],
+    pairs: Pairs,
+    conflicts: Pairs,
+    disputed: Pairs | None = None,
+    confirmed: Pairs | None = None,
+) -> list[int]:
     """centre[i]: the centre of i's group (i itself for a centre or a lone image).
 
     Each unplaced image, in `visit` order, takes the unplaced images it is paired with directly,
     so there is no chaining; an image is not taken into a group holding an image it was
-    verified not to be a copy of (two crops of one photo may both match it, two different
-    photos may not).
+    verified not to be a copy of (`conflicts`: two crops of one photo may both match it, two
+    different records may not). A `disputed` finding (two pictures that disagree block by
+    block) keeps it out only while it is not `confirmed` a copy of OUTVOTING times as many of
+    the group: a stretched and a mirrored copy, two edits apart, often disagree though both
+    match the centre and the rest.
     """
     position = np.empty(count, dtype=np.int64)
     position[np.asarray(visit, dtype=np.int64)] = np.arange(len(visit))
@@ -376,10 +562,16 @@ def _star_assignment(count: int, visit: Sequence[int], pairs: Pairs, conflicts: 
     for a, b in zip(pairs.left.tolist(), pairs.right.tolist(), strict=True):
         neighbours[a].append(b)
         neighbours[b].append(a)
-    apart: list[set[int]] = [set() for _ in range(count)]
-    for a, b in zip(conflicts.left.tolist(), conflicts.right.tolist(), strict=True):
-        apart[a].add(b)
-        apart[b].add(a)
+    apart, doubted, copy_of = (
+        _neighbour_sets(count, found) for found in (conflicts, disputed, confirmed)
+    )
+
+    def fits(other: int, group: set[int]) -> bool:
+        if apart[other] & group:
+            return False
+        against = len(doubted[other] & group)
+        return not against or len(copy_of[other] & group) >= OUTVOTING * against
+
     centre = [-1] * count
     for unit in visit:
         if centre[unit] >= 0:
@@ -387,11 +579,31 @@ def _star_assignment(count: int, visit: Sequence[int], pairs: Pairs, conflicts: 
         centre[unit] = unit
         group = {unit}
         # In visit order, not input order, so that conflicts resolve the same way every time.
+        # An image in conflict is tried again once the rest have joined: more of its copies may
+        # be in by then.
+        waiting = []
         for other in sorted(neighbours[unit], key=lambda row: position[row]):
-            if centre[other] < 0 and not apart[other] & group:
+            if centre[other] >= 0:
+                continue
+            if fits(other, group):
+                centre[other] = unit
+                group.add(other)
+            else:
+                waiting.append(other)
+        for other in waiting:
+            if centre[other] < 0 and fits(other, group):
                 centre[other] = unit
                 group.add(other)
     return centre
+
+
+def _neighbour_sets(count: int, pairs: Pairs | None) -> list[set[int]]:
+    sets: list[set[int]] = [set() for _ in range(count)]
+    if pairs is not None:
+        for a, b in zip(pairs.left.tolist(), pairs.right.tolist(), strict=True):
+            sets[a].add(b)
+            sets[b].add(a)
+    return sets
 
 
 def cross_groups(

@@ -699,6 +699,7 @@ def verify_and_group(
             verification = Verification(
                 check=verifier,
                 apart=verifier.apart,
+                outvotable=verifier.outvotable,
                 priority=lambda candidates: verifier.priorities(candidates, REJECTION_BUDGET),
                 progress=lambda done, expected: bars.update(task, completed=done, total=expected),
             )

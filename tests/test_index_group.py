@@ -130,6 +130,50 @@ def test_the_original_is_the_centre_even_when_an_edited_copy_is_kept() -> None:
     assert sorted(asked) == [(0, 1), (0, 2)]
 
 
+@pytest.mark.parametrize("lead", [0.05, 0.145])
+def test_a_mirrored_copy_a_stretched_copy_turned_down_still_joins_its_original(
+    lead: float,
+) -> None:
+    # A stretched copy looks most like every other copy to the embedding (by `lead` over the
+    # original), so it is visited first and becomes the centre; but it is two edits from the
+    # mirrored copy, and verification turns that pair down. The original is a copy of both.
+    # With a small lead the original is the most central once that pair is gone, and the
+    # mirrored copy, confirmed a copy of more of the group than turned it down, joins it; with a
+    # large lead the stretched copy stays the centre until the original, found to be a copy of
+    # the image it turned down, is checked against the rest and takes the centre from it.
+    from dedup_gpu.group import Verification
+
+    names = ["original", "stretched", "mirrored", *(f"edit{i}" for i in range(7))]
+    contents = [content(f"{name}.jpg") for name in names]
+    infos = [ImageInfo(800, 600)] + [ImageInfo(400, 300)] * (len(names) - 1)
+
+    def score(a: int, b: int) -> float:
+        return 0.85 + lead if 1 in (a, b) else 0.86 if 0 in (a, b) else 0.85
+
+    pairs = _everything_pairs(len(names), score)
+    asked: list[tuple[int, int]] = []
+
+    def check(batch: Pairs) -> np.ndarray:
+        keys = list(zip(batch.left.tolist(), batch.right.tolist(), strict=True))
+        asked.extend(keys)
+        return np.array([key != (1, 2) for key in keys], dtype=bool)
+
+    def pictures(batch: Pairs) -> np.ndarray:  # compared block by block, not as records
+        return np.ones(len(batch), dtype=bool)
+
+    [group] = build_groups(
+        contents, infos, pairs, 0.5, check=Verification(check, outvotable=pictures)
+    )
+    assert group.keep.path == "original.jpg"
+    assert {m.matched for m in group.duplicates} == {"original.jpg"}
+    assert {m.path for m in group.duplicates} == {f"{name}.jpg" for name in names[1:]}
+    assert len(asked) <= 2 * len(names)  # the stretched copy's star, then the original's
+
+    # Had the two been records whose text differs, no number of copies would outvote that.
+    groups = build_groups(contents, infos, pairs, 0.5, check=Verification(check))
+    assert "mirrored.jpg" not in {m.path for m in groups[0].duplicates}
+
+
 def test_keep_policies_and_byte_identical_copies() -> None:
     contents = [
         content("small.jpg", size=10, mtime=5),

@@ -43,6 +43,9 @@ FRAME_FLAT_SHARE = 0.85
 # A page is black and white only (a fax) when grey shades are under 1% of it and at most this
 # share of its ink and shades together (the edges of smooth type are 16-30%).
 BILEVEL_EDGES = 0.1
+# A pair of pictures found different on this many informative blocks or more (a third of the
+# grid) is detailed enough that its disagreement may be two edits apart (see Verifier.outvotable).
+OUTVOTABLE_BLOCKS = 48
 REFINE_SCALE = 0.25  # alignment is refined on strokes shrunk this much: as precise, 4x cheaper
 STROKE = 9  # px; ink narrower than this is a stroke (text, rules, ticks), wider is a fill
 

@@ -26,7 +26,7 @@ from .alignment import (
 )
 from .blocks import block_agreement
 from .documents import TextComparison, text_differences
-from .settings import VerifySettings
+from .settings import OUTVOTABLE_BLOCKS, VerifySettings
 from .signatures import rank_by_signatures
 from .thumbnails import Thumbnail, add_detail_of, load_thumbnails
 
@@ -165,6 +165,22 @@ class Verifier:
             [
                 self.verdicts[key].outcome is VerifyOutcome.rejected
                 and self.verdicts[key].method not in (VerifyMethod.none, VerifyMethod.layout)
+                for key in keys
+            ],
+            dtype=bool,
+        )
+
+    def outvotable(self, pairs: Pairs) -> np.ndarray:
+        """Of pairs found `apart`, which were detailed pictures compared block by block (at
+        least OUTVOTABLE_BLOCKS informative blocks): two copies two edits apart (stretched and
+        mirrored) can disagree so, and the copies both are confirmed copies of may outvote it.
+        A pair of records whose text differs cannot be, nor a pair of plain pictures (objects on
+        white, on 17-30 blocks), whose few blocks are all the evidence there is."""
+        keys = zip(pairs.left.tolist(), pairs.right.tolist(), strict=True)
+        return np.array(
+            [
+                not self.verdicts[key].document
+                and (self.verdicts[key].blocks or 0) >= OUTVOTABLE_BLOCKS
                 for key in keys
             ],
             dtype=bool,
