@@ -20,6 +20,7 @@ import enum
 import errno
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -381,6 +382,9 @@ def undo_journal(journal: str) -> UndoResult:
 def _restore(entry: dict[str, Any]) -> str:
     """'restored', 'in place', or a one-line reason it could not be."""
     path, digest = entry["path"], entry["digest"]
+    for beside in (path, entry.get("target") or ""):
+        if beside:
+            _remove_leftover_temporaries(beside, entry)
     if _holds(path, digest) and not os.path.islink(path) and not _same_file(path, entry["keep"]):
         if entry["action"] == Action.move.value:
             target = entry["target"]
@@ -411,6 +415,26 @@ def _restore(entry: dict[str, Any]) -> str:
     os.utime(path, (entry.get("atime", entry["mtime"]), entry["mtime"]))
     fsync_folder(os.path.dirname(path))
     return "restored" if _holds(path, digest) else "restored, but its digest differs"
+
+
+def _remove_leftover_temporaries(path: str, entry: dict[str, Any]) -> None:
+    """Remove what an apply killed mid-step left beside `path`: its temporary (`_temp_name`),
+    made as a link to the kept copy or a copy of the entry's bytes but not yet renamed. Only a
+    file of that name that is provably ours (a symlink, the kept copy's inode, or the entry's
+    digest) is removed; anything else of that name is left alone."""
+    folder, name = os.path.split(path)
+    pattern = re.compile(rf"\.{re.escape(name)}\.dedup-gpu-[0-9a-f]{{8}}\.tmp")
+    try:
+        names = os.listdir(folder or ".")
+    except OSError:
+        return
+    for candidate in names:
+        if not pattern.fullmatch(candidate):
+            continue
+        temp = os.path.join(folder, candidate)
+        if os.path.islink(temp) or _same_file(temp, entry["keep"]) or _holds(temp, entry["digest"]):
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
 
 
 def _source_of(entry: dict[str, Any]) -> str | None:

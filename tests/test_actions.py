@@ -204,6 +204,29 @@ def test_hardlinks_replace_exact_copies_only_and_undo_makes_them_separate_again(
     )
 
 
+def test_undo_removes_the_link_an_apply_killed_mid_step_left_and_nothing_else(
+    archive, tmp_path: Path
+) -> None:
+    # Killed between making a copy's replacement link and renaming it over the copy, apply
+    # leaves `.NAME.dedup-gpu-XXXXXXXX.tmp` beside it (once in ~10 CI runs of the kill -9 test).
+    # Undo removes it, since it is provably apply's (the kept copy's inode); a file of that name
+    # holding other bytes is the user's and stays.
+    root, report = archive
+    before = tree_state(root)
+    assert apply(report, "hardlink", "--journal", str(tmp_path / "j.jsonl"), "--yes").exit_code == 0
+    copy, kept = root / "2020" / "astronaut copy.png", root / "2019" / "astronaut.png"
+    left_over = copy.parent / ".astronaut copy.png.dedup-gpu-0123abcd.tmp"
+    os.link(kept, left_over)
+    users = copy.parent / ".astronaut copy.png.dedup-gpu-89abcdef.tmp"
+    users.write_bytes(b"not ours")
+
+    assert runner.invoke(app, ["undo", str(tmp_path / "j.jsonl")]).exit_code == 0
+    assert not left_over.exists()
+    assert users.read_bytes() == b"not ours"
+    users.unlink()
+    assert tree_state(root) == before
+
+
 def test_symlinks_point_at_the_kept_copy_and_undo_restores_files(archive, tmp_path) -> None:
     root, report = archive
     before = tree_state(root)
