@@ -187,9 +187,7 @@ def build_groups(
             break
         challenge = None
         if not len(unchecked) and challenge_rounds < CHALLENGE_ROUNDS:
-            challenge = _challenge(
-                candidates, centre, accepted & known, accepted & ~known, apart & soft, challenged
-            )
+            challenge = _challenge(candidates, centre, accepted, known, challenged)
             unchecked = challenge.slots
             challenge_rounds += 1
         if not len(unchecked) and (challenge is None or not len(challenge.challengers)):
@@ -494,21 +492,19 @@ def _both_ways(pairs: Pairs) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
 def _challenge(
     candidates: Pairs,
     centre: list[int],
-    confirmed: np.ndarray,
-    untried: np.ndarray,
-    disputed: np.ndarray,
+    accepted: np.ndarray,
+    known: np.ndarray,
     challenged: np.ndarray,
 ) -> _Challenge:
-    """A challenge to the centre of each group where a member was `confirmed` a copy of images
-    the centre turned down on evidence that may be outvoted (`disputed`: detailed pictures that
-    disagree block by block; a plain picture's or a record's refusal stands): the original,
-    where the centre is a stretched or noisy copy that looks most like the rest to the
-    embedding, is a copy of them all. In each group the member confirmed a copy of the most
-    such images is checked against the rest of its group, once per image (marked in
-    `challenged`). `untried`: candidate pairs neither checked nor turned down."""
+    """A challenge to the centre of each group where a member was confirmed a copy of images
+    the centre turned down: the original, where the centre is a stretched or noisy copy that
+    looks most like the rest to the embedding, is a copy of them all. In each group the member
+    confirmed a copy of the most such images is checked against the rest of its group, once per
+    image (marked in `challenged`)."""
     centres = np.asarray(centre, dtype=np.int64)
     count = len(centres)
-    turned = disputed
+    confirmed = accepted & known
+    turned = known & ~accepted
     outsiders = np.unique(
         np.concatenate(
             [
@@ -536,7 +532,7 @@ def _challenge(
     chosen = np.zeros(count, dtype=bool)
     chosen[challengers] = True
     slots = [
-        np.flatnonzero(chosen[ends] & (centres[others] == centres[ends]) & untried)
+        np.flatnonzero(chosen[ends] & (centres[others] == centres[ends]) & accepted & ~known)
         for ends, others in _both_ways(candidates)
     ]
     return _Challenge(np.unique(np.concatenate(slots)), challengers, centres, outsiders)
