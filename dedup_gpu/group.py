@@ -92,8 +92,9 @@ LAST_CHANCES = 3  # checks against a group's centre a lone image gets once group
 # Rounds in which a member confirmed as a copy of images its centre turned down is checked against
 # the rest of its group, to become the centre if it is a copy of more of them.
 CHALLENGE_ROUNDS = 3
-# An image turned down against one member of a group still joins it when it was confirmed a copy
-# of this many times as many of its members (the centre included).
+# An image found different from members of a group on evidence that may be outvoted
+# (Verification.outvotable) still joins it when it was confirmed a copy of this many times as
+# many of its members (the centre included).
 OUTVOTING = 2
 
 
