@@ -346,10 +346,11 @@ def undo_journal(journal: str) -> UndoResult:
     """
     intents = _read_journal(journal)
     result = UndoResult()
+    temporaries = _Temporaries()
     for entry in reversed(intents):
         path = entry["path"]
         try:
-            state = _restore(entry)
+            state = _restore(entry, temporaries)
         except OSError as error:
             result.failed.append((path, f"cannot restore: {error.strerror or error}"))
             continue
@@ -379,12 +380,12 @@ def undo_journal(journal: str) -> UndoResult:
     return result
 
 
-def _restore(entry: dict[str, Any]) -> str:
+def _restore(entry: dict[str, Any], temporaries: _Temporaries) -> str:
     """'restored', 'in place', or a one-line reason it could not be."""
     path, digest = entry["path"], entry["digest"]
     for beside in (path, entry.get("target") or ""):
         if beside:
-            _remove_leftover_temporaries(beside, entry)
+            _remove_leftover_temporaries(temporaries.beside(beside), entry)
     if _holds(path, digest) and not os.path.islink(path) and not _same_file(path, entry["keep"]):
         if entry["action"] == Action.move.value:
             target = entry["target"]
@@ -417,21 +418,39 @@ def _restore(entry: dict[str, Any]) -> str:
     return "restored" if _holds(path, digest) else "restored, but its digest differs"
 
 
-def _remove_leftover_temporaries(path: str, entry: dict[str, Any]) -> None:
-    """Remove what an apply killed mid-step left beside `path`: its temporary (`_temp_name`),
-    made as a link to the kept copy or a copy of the entry's bytes but not yet renamed. Only a
-    file of that name that is provably ours (a symlink, the kept copy's inode, or the entry's
-    digest) is removed; anything else of that name is left alone."""
-    folder, name = os.path.split(path)
-    pattern = re.compile(rf"\.{re.escape(name)}\.dedup-gpu-[0-9a-f]{{8}}\.tmp")
-    try:
-        names = os.listdir(folder or ".")
-    except OSError:
-        return
-    for candidate in names:
-        if not pattern.fullmatch(candidate):
-            continue
-        temp = os.path.join(folder, candidate)
+# `_temp_name`'s names: the name of the file a temporary stands beside is group `name`.
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.dedup-gpu-[0-9a-f]{8}\.tmp", re.DOTALL)
+
+
+class _Temporaries:
+    """apply's temporaries (`_temp_name`) found on disk, by the path they stand beside. Each
+    folder is listed once per undo, not once per journal entry (a folder of many copies)."""
+
+    def __init__(self) -> None:
+        self._by_folder: dict[str, dict[str, list[str]]] = {}
+
+    def beside(self, path: str) -> list[str]:
+        folder, name = os.path.split(path)
+        if folder not in self._by_folder:
+            try:
+                names = os.listdir(folder or ".")
+            except OSError:
+                names = []
+            found: dict[str, list[str]] = {}
+            for candidate in names:
+                match = _TEMPORARY.fullmatch(candidate)
+                if match:
+                    found.setdefault(match["name"], []).append(os.path.join(folder, candidate))
+            self._by_folder[folder] = found
+        return self._by_folder[folder].get(name, [])
+
+
+def _remove_leftover_temporaries(temporaries: list[str], entry: dict[str, Any]) -> None:
+    """Remove what an apply killed mid-step left beside an entry's file: its `temporaries`,
+    made as a link to the kept copy or a copy of the entry's bytes but not yet renamed. Only one
+    that is provably ours (a symlink, the kept copy's inode, or the entry's digest) is removed;
+    anything else of that name is left alone."""
+    for temp in temporaries:
         if os.path.islink(temp) or _same_file(temp, entry["keep"]) or _holds(temp, entry["digest"]):
             with contextlib.suppress(OSError):
                 os.unlink(temp)
