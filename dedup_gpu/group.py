@@ -413,15 +413,14 @@ def _places_in_lists(pairs: Pairs, order: np.ndarray, count: int) -> tuple[np.nd
     return places[: len(pairs)], places[len(pairs) :]
 
 
-def _central_first(pairs: Pairs, rank: np.ndarray, first: np.ndarray | None = None) -> list[int]:
+def _central_first(pairs: Pairs, rank: np.ndarray, first: np.ndarray) -> list[int]:
     """Rows ordered by `first` (largest first; a challenger that won, see `_challenge`), then by
     their sum of pair scores, largest first, then by keep `rank`."""
     centrality = np.zeros(len(rank), dtype=np.float64)
     np.add.at(centrality, pairs.left, pairs.score.astype(np.float64))
     np.add.at(centrality, pairs.right, pairs.score.astype(np.float64))
-    before = -first if first is not None else np.zeros(len(rank), dtype=np.int64)
     # Rounded so that the order of summation (input order) cannot change the order of visits.
-    return np.lexsort((rank, -np.round(centrality, 6), before)).tolist()
+    return np.lexsort((rank, -np.round(centrality, 6), -first)).tolist()
 
 
 def _copies_confirmed(confirmed: Pairs, count: int) -> np.ndarray:
@@ -544,8 +543,8 @@ def _star_assignment(
     visit: Sequence[int],
     pairs: Pairs,
     conflicts: Pairs,
-    disputed: Pairs | None = None,
-    confirmed: Pairs | None = None,
+    disputed: Pairs,
+    confirmed: Pairs,
 ) -> list[int]:
     """centre[i]: the centre of i's group (i itself for a centre or a lone image).
 
@@ -598,12 +597,11 @@ def _star_assignment(
     return centre
 
 
-def _neighbour_sets(count: int, pairs: Pairs | None) -> list[set[int]]:
+def _neighbour_sets(count: int, pairs: Pairs) -> list[set[int]]:
     sets: list[set[int]] = [set() for _ in range(count)]
-    if pairs is not None:
-        for a, b in zip(pairs.left.tolist(), pairs.right.tolist(), strict=True):
-            sets[a].add(b)
-            sets[b].add(a)
+    for a, b in zip(pairs.left.tolist(), pairs.right.tolist(), strict=True):
+        sets[a].add(b)
+        sets[b].add(a)
     return sets
 
 
