@@ -326,6 +326,37 @@ def test_a_bright_photo_in_a_border_is_a_photo_and_matches_its_original(tmp_path
     assert verify.Thumbnail(np.asarray(framed_page)).document
 
 
+@pytest.mark.parametrize(
+    ("photo", "seed"),
+    [
+        ("hubble_deep_field.jpg", 0),
+        ("hubble_deep_field.jpg", 1),
+        ("brick.png", 2),
+        ("grass.png", 0),
+    ],
+)
+def test_meme_text_over_a_detailed_photo_is_an_addition_not_a_difference(
+    tmp_path: Path, lookalikes: dict[str, Path], photo: str, seed: int
+) -> None:
+    # Over stars, bricks or grass the letters' blocks hold detail on both sides and disagree:
+    # a fifth of the picture's blocks, enough to turn a true copy down. They are left out.
+    original = tmp_path / "original.png"
+    load_rgb(skimage_photo(photo)).save(original)
+    copy = tmp_path / "meme.jpg"
+    FAMILIES["meme"].edit(load_rgb(original), random.Random(f"meme:{photo}:{seed}")).save(
+        copy, quality=85
+    )
+    (verdict,) = _check([original, copy], [(0, 1)])
+    assert verdict.accepted, verdict.reason
+
+    # Text over one of two consecutive video frames does not make them one picture.
+    frames = sorted(path for name, path in lookalikes.items() if name.startswith("frames"))
+    captioned = tmp_path / "frame_meme.jpg"
+    FAMILIES["meme"].edit(load_rgb(frames[0]), random.Random(seed)).save(captioned, quality=85)
+    for verdict in _check([captioned, *frames[1:3]], [(0, 1), (0, 2)]):
+        assert not verdict.accepted, verdict.reason
+
+
 def test_padding_is_trimmed_before_comparison() -> None:
     grey = np.zeros((120, 200), dtype=np.uint8)
     grey[10:110, 40:160] = np.random.default_rng(0).integers(0, 255, (100, 120))

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from . import transforms
+from .overlays import outlined_text
 from .settings import BLOCK, CANVAS, VerifySettings
 from .thumbnails import Thumbnail
 
@@ -51,6 +52,21 @@ def on_canvas(
     return cv2.GaussianBlur(pixels, (0, 0), 1.0), covered
 
 
+def text_on_canvas(image: Thumbnail, canvas_to_image: np.ndarray, canvas: int) -> np.ndarray | None:
+    """The share of each canvas pixel covered by text drawn over `image` (overlays.py), or None
+    when it carries none."""
+    import cv2
+
+    mask = image.derived("outlined_text", lambda: outlined_text(image.grey))
+    if mask is None:
+        return None
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    text = mask.astype(np.float32)
+    if transforms.is_affine(canvas_to_image):
+        return cv2.warpAffine(text, canvas_to_image[:2], (canvas, canvas), flags=flags)
+    return cv2.warpPerspective(text, canvas_to_image, (canvas, canvas), flags=flags)
+
+
 def block_agreement(
     pairs: Sequence[tuple[Thumbnail, Thumbnail, np.ndarray]],
     settings: VerifySettings,
@@ -83,11 +99,16 @@ def block_agreement(
         jobs.append((other, target_to_other @ canvas_to_target))
     canvases = np.empty((len(jobs), canvas, canvas), dtype=np.float32)
     masks = np.empty((len(jobs), canvas, canvas), dtype=np.float32)
+    texts = np.zeros((len(jobs), canvas, canvas), dtype=np.float32)
 
     def resample(start: int) -> None:
         for slot in range(start, min(start + 16, len(jobs))):
             image, matrix = jobs[slot]
             canvases[slot], masks[slot] = on_canvas(image, matrix, canvas)
+            if not strict:
+                text = text_on_canvas(image, matrix, canvas)
+                if text is not None:
+                    texts[slot] = text
 
     for _ in mapper(resample, range(0, len(jobs), 16)):  # 16 at a time: fewer hand-offs
         pass
@@ -123,8 +144,20 @@ def block_agreement(
     # Photos: only detail on both sides is evidence. Detail on one side only is an overlay
     # (caption, banner, a padding bar against a picture) and a copy may carry those. Documents:
     # a field filled on one page and blank on the other is a different record, so it counts.
-    informative = covered & (both | one_sided) if strict else covered & both
-    agree = covered & both & (ncc >= settings.ncc_agree)
+    if strict:
+        informative = covered & (both | one_sided)
+    else:
+        # Text drawn over one side only (a meme's, a caption's) is an addition, not a
+        # difference: its blocks are left out, as one-sided detail is.
+        text = torch.from_numpy(texts).to(device)
+        text_x, text_y = pooled(text[0::2]), pooled(text[1::2])
+        overlaid = (text_x >= settings.overlay_text_cover) & (
+            text_y < settings.overlay_text_ratio * text_x
+        ) | (text_y >= settings.overlay_text_cover) & (
+            text_x < settings.overlay_text_ratio * text_y
+        )
+        informative = covered & both & ~overlaid
+    agree = informative & both & (ncc >= settings.ncc_agree)
     counts = informative.flatten(1).sum(1).cpu().numpy()
     agreeing = agree.flatten(1).sum(1).cpu().numpy()
     return [

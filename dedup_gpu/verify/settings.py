@@ -63,6 +63,10 @@ class VerifySettings:
     ncc_agree: float = 0.5  # a block agrees when its correlation is at least this
     texture_std: float = 0.12  # block spread (in units of the image's own) that counts as detail
     one_sided_std: float = 0.35  # detail this strong on one side only is a disagreement
+    # A block this much covered by text drawn over one picture (overlays.py), and under this
+    # share of that on the other, is left out of a photo comparison: the copy added the text.
+    overlay_text_cover: float = 0.05
+    overlay_text_ratio: float = 0.25
     photo_agreement: float = 0.8  # share of informative blocks that must agree, photos
     perspective_retry_agreement: float = 0.9  # ... under a perspective tried after a rejection
     # Hue turn (degrees) between two pictures' coloured pixels an edit may make: the `colour`
