@@ -357,6 +357,25 @@ def test_meme_text_over_a_detailed_photo_is_an_addition_not_a_difference(
         assert not verdict.accepted, verdict.reason
 
 
+def test_meme_text_over_a_plain_picture_is_an_addition_and_no_reason_to_merge(
+    tmp_path: Path,
+) -> None:
+    # On a flat design or an object on white the letters and their outlines cross the
+    # picture's own edges, and their white and black pulled the fitted colour edit off
+    # everywhere else. They are left out of the fit and their blocks count as an overlay.
+    paths = _plain_set(tmp_path, ("flat", "object"), ("meme",))
+    names = [path.name for path in paths]
+    pairs = [
+        (names.index(f"{name}.png"), names.index(f"{name}__meme.png"))
+        for name in ("flat_00", "object_00")
+    ]
+    for verdict in _check(paths, pairs):
+        assert verdict.accepted, verdict.reason
+    # (Two distractors of the tiny set, bottles 32 degrees of hue apart, are not asserted: see
+    # test_a_bottle_is_not_another_bottle_of_another_colour.)
+    assert [pair for pair in _wrongly_accepted(paths) if pair.count("_other") < 2] == []
+
+
 def test_padding_is_trimmed_before_comparison() -> None:
     grey = np.zeros((120, 200), dtype=np.uint8)
     grey[10:110, 40:160] = np.random.default_rng(0).integers(0, 255, (100, 120))
@@ -598,6 +617,37 @@ def test_two_balls_of_other_colours_are_not_one_and_a_recoloured_copy_is(tmp_pat
     assert not two_letterboxed.accepted, two_letterboxed.reason
     assert "hues are turned" in two_letterboxed.reason
     assert recoloured.accepted, recoloured.reason
+
+
+def test_a_greyscale_copy_of_a_ball_on_white_is_left_for_review_not_merged(
+    tmp_path: Path,
+) -> None:
+    # A ball on white is a silhouette and its colour. In grey, the blue ball's copy matches the
+    # green ball's shape and shading as well as its own original's: nothing tells the two
+    # products apart, so the pair is neither merged nor called different, but listed for review.
+    # Two greyscale copies are one picture only if their grey levels are the same.
+    blue = _sphere_on_white((40, 70, 200), 95, 230)
+    green = _sphere_on_white((40, 170, 60), 95, 230)
+    blue_grey = FAMILIES["greyscale"].edit(blue, random.Random(0))
+    pictures = {
+        "blue": blue,
+        "green": green,
+        "blue__greyscale": blue_grey,
+        "green__greyscale": FAMILIES["greyscale"].edit(green, random.Random(0)),
+    }
+    paths = []
+    for name, picture in pictures.items():
+        paths.append(tmp_path / f"{name}.png")
+        picture.save(paths[-1])
+    paths.append(tmp_path / "blue__greyscale__jpeg.jpg")
+    blue_grey.save(paths[-1], quality=70)
+    other_product, own_original, two_greys, resaved = _check(
+        paths, [(2, 1), (2, 0), (2, 3), (2, 4)]
+    )
+    for verdict in (other_product, own_original, two_greys):
+        assert verdict.outcome is verify.VerifyOutcome.unverified, verdict.reason
+    assert "greyscale" in other_product.reason
+    assert resaved.accepted, resaved.reason
 
 
 def test_among_256_pages_of_one_form_each_pages_own_rescan_is_among_its_first_six(

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..records import VerifyOutcome
 from . import transforms
+from .overlays import outlined_text
 from .settings import VerifySettings
 from .thumbnails import Thumbnail
 
@@ -64,6 +65,10 @@ class LayoutComparison:
     # A flat patch of one picture is explained by any flat colour of the other.
     spread: float
     colour_change: str  # the fitted edit, in words
+    # Sides with next to no colour (0, 1 or 2), and the fitted luma edit's gain and offset.
+    grey_sides: int = 0
+    luma_gain: float = 1.0
+    luma_offset: float = 0.0
     evidence: int = 0  # agreeing blocks that stand out from the overlap's colour or hold detail
     telling_contradicting: int = 0  # ... and disagreeing ones that do, no overlay explaining them
 
@@ -174,6 +179,25 @@ def _colourful(ycc: np.ndarray) -> bool:
 def _rendering(image: Thumbnail) -> np.ndarray:
     """The thumbnail's colour rendering in YCrCb (computed once per thumbnail)."""
     return image.derived("layout-ycc", lambda: _ycc(image.colour))
+
+
+def _text(image: Thumbnail) -> np.ndarray | None:
+    """... the share of each of its pixels covered by text drawn over the picture (overlays.py),
+    or None when there is none."""
+    import cv2
+
+    def make() -> np.ndarray | None:
+        mask = image.derived("outlined_text", lambda: outlined_text(image.grey))
+        if mask is None:
+            return None
+        # The rendering shows the whole frame, the mask the trimmed thumbnail inside it.
+        top, left, whole = image.trimmed
+        framed = np.zeros(whole, np.float32)
+        framed[top : top + mask.shape[0], left : left + mask.shape[1]] = mask
+        height, width = image.colour.shape[:2]
+        return cv2.resize(framed, (width, height), interpolation=cv2.INTER_AREA)
+
+    return image.derived("layout-text", make)
 
 
 def _grey(image: Thumbnail) -> np.ndarray:
@@ -367,6 +391,8 @@ class _ColourFit:
     pixels: np.ndarray | None  # the destination's pixels as the fitted edit predicts them
     words: str  # the fitted edit (or why there is none), for the report
     luma_only: bool  # one side has next to no colour (a greyscale copy): chroma not compared
+    gain: float = 1.0  # the luma edit: destination luma = gain * source luma + offset (+ lean)
+    offset: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -376,7 +402,11 @@ class _Sides:
     source: np.ndarray
     destination: np.ndarray
     at_ends: np.ndarray  # [n] pixels at the ends of the RGB range on either side
-    grey: bool  # one side has next to no coloured pixels: a greyscale copy
+    grey_sides: int  # sides with next to no coloured pixels: 1 for a greyscale copy
+
+    @property
+    def grey(self) -> bool:
+        return self.grey_sides > 0
 
 
 def _sides(
@@ -384,8 +414,10 @@ def _sides(
     destination: np.ndarray,
     settings: VerifySettings,
     saturated: tuple[np.ndarray, np.ndarray] | None = None,
+    judged: np.ndarray | None = None,
 ) -> _Sides:
-    """`saturated`: `_saturated` of source and destination, where the caller has them."""
+    """`saturated`: `_saturated` of source and destination, where the caller has them.
+    `judged`: the pixels (bool [n]) that say whether a side is grey (default: all)."""
     ends_s, ends_d = saturated or (_saturated(source), _saturated(destination))
 
     # Greyscale when one side has next to no coloured pixels: not by its mean chroma, which a
@@ -393,22 +425,28 @@ def _sides(
     def coloured_share(pixels: np.ndarray) -> float:
         return float((np.abs(pixels[:, 1:]).sum(axis=1) > 3 * settings.layout_grey_chroma).mean())
 
-    grey = min(coloured_share(source), coloured_share(destination)) < 0.01
-    return _Sides(source, destination, ends_s | ends_d, grey)
+    if judged is None or not judged.any():
+        judged = np.ones(len(source), dtype=bool)
+    grey_sides = sum(coloured_share(pixels[judged]) < 0.01 for pixels in (source, destination))
+    return _Sides(source, destination, ends_s | ends_d, grey_sides)
 
 
-def _fit_colour(sides: _Sides, settings: VerifySettings) -> _ColourFit:
+def _fit_colour(
+    sides: _Sides, settings: VerifySettings, fitted: np.ndarray | None = None
+) -> _ColourFit:
     """`_fit_edit`, then again without the pixels it explains worst (a caption or meme text
     over a fifth of the picture would otherwise pull the fit off everywhere else). Where the
     worst-explained pixels were the picture's content, not an overlay on it (a minimal design's
     one mark: what is left is its flat ground, which any brightness shift or hue turn fits),
-    the first fit stands."""
-    fit = _fit_edit(sides, settings, np.ones(len(sides.source), dtype=bool))
+    the first fit stands. `fitted`: the pixels the edit may be fitted on (default: all)."""
+    if fitted is None or fitted.sum() < 0.5 * len(fitted):
+        fitted = np.ones(len(sides.source), dtype=bool)
+    fit = _fit_edit(sides, settings, fitted)
     if fit.pixels is None:
         return fit
     channels = slice(0, 1) if fit.luma_only else slice(0, 3)
     error = ((sides.destination - fit.pixels)[:, channels] ** 2).sum(axis=1)
-    kept = error <= np.quantile(error, 1 - settings.layout_fit_trim)
+    kept = fitted & (error <= np.quantile(error[fitted], 1 - settings.layout_fit_trim))
     if not _keeps_contrast(sides.source[kept], sides.source, colour=not sides.grey):
         return fit
     trimmed = _fit_edit(sides, settings, kept)
@@ -467,7 +505,7 @@ def _fit_edit(sides: _Sides, settings: VerifySettings, kept: np.ndarray) -> _Col
         predicted[:, 1:] = 0.0
         predicted = _clipped(predicted)
         predicted[:, 1:] = destination[:, 1:]
-        return _ColourFit(predicted, f"{luma}, greyscale", luma_only=True)
+        return _ColourFit(predicted, f"{luma}, greyscale", True, gain, offset)
     # Saturation and hue edits scale and turn chroma about grey (zero), not about its mean, so
     # the factor is fitted through the origin; what is left on average is a cast.
     factor = complex(
@@ -485,7 +523,7 @@ def _fit_edit(sides: _Sides, settings: VerifySettings, kept: np.ndarray) -> _Col
     mapped = factor * (source[:, 1] + 1j * source[:, 2]) + cast
     predicted[:, 1], predicted[:, 2] = mapped.real, mapped.imag
     words = f"{luma}, hue {turn:.0f} deg, saturation x{saturation:.2f}"
-    return _ColourFit(_clipped(predicted), words, luma_only=False)
+    return _ColourFit(_clipped(predicted), words, False, gain, offset)
 
 
 def compare(
@@ -504,17 +542,34 @@ def compare(
     mask = np.all(warped > _VALID, axis=2)
     if mask.mean() < 0.5:
         return None
+    # Text drawn over either side (overlays.py) is no part of the colour edit.
+    text_t, text_o = _text(target), _text(other)
+    if text_o is not None:
+        text_o = np.maximum(_warped(text_o, target_to_other, shape), 0)
+    drawn = np.zeros(shape, bool)
+    for text in (text_t, text_o):
+        if text is not None:
+            drawn |= text > 0
     # The edit is predicted towards the side with more clipped pixels: clipping can be applied
     # to a prediction, not undone.
     seen_t, seen_o = ycc_t[mask], warped[mask]
     ends_t, ends_o = _saturated(seen_t), _saturated(seen_o)
     towards_target = ends_t.mean() >= ends_o.mean()
+    # Whether a side is grey is judged away from the overlap's edge, where resampling mixes in
+    # the other picture's surroundings (a coloured frame round a grey photo).
+    core = cv2.erode(
+        mask.astype(np.uint8),
+        np.ones((5, 5), np.uint8),
+        borderType=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )[mask]
+    core = core > 0
     sides = (
-        _sides(seen_o, seen_t, settings, (ends_o, ends_t))
+        _sides(seen_o, seen_t, settings, (ends_o, ends_t), core)
         if towards_target
-        else _sides(seen_t, seen_o, settings, (ends_t, ends_o))
+        else _sides(seen_t, seen_o, settings, (ends_t, ends_o), core)
     )
-    fit = _fit_colour(sides, settings)
+    fit = _fit_colour(sides, settings, ~drawn[mask])
     if fit.pixels is None:
         return None
     actual = ycc_t.copy() if towards_target else warped.copy()
@@ -554,6 +609,15 @@ def compare(
     ratio = settings.layout_overlay_ratio
     overlay_t = ~agree & has_t & (detail_t >= ratio * detail_o)
     overlay_o = ~agree & has_o & (detail_o >= ratio * detail_t)
+    # ... and wherever text was drawn over one side only (a meme's letters over an object's
+    # edge, where both sides have detail).
+    if text_t is not None or text_o is not None:
+        zero = np.zeros(shape, np.float32)
+        on_t = per_block(zero if text_t is None else text_t)[inside]
+        on_o = per_block(zero if text_o is None else text_o)[inside]
+        cover, share = settings.overlay_text_cover, settings.overlay_text_ratio
+        overlay_t |= ~agree & (on_t >= cover) & (on_o < share * on_t)
+        overlay_o |= ~agree & (on_o >= cover) & (on_t < share * on_o)
     contradicted = ~agree & ~overlay_t & ~overlay_o
     contradicting = int(contradicted.sum())
     overlay_a, overlay_b = (
@@ -589,6 +653,9 @@ def compare(
             )
         ),
         colour_change=fit.words,
+        grey_sides=sides.grey_sides,
+        luma_gain=fit.gain,
+        luma_offset=fit.offset,
         evidence=int((agree & telling).sum()),
         telling_contradicting=int((contradicted & telling).sum()),
     )
@@ -670,9 +737,33 @@ def decide(comparison: LayoutComparison, settings: VerifySettings) -> tuple[Veri
             f"{comparison.telling_contradicting} of the {telling} blocks that stand out differ; "
             f"{summary}"
         )
-    if comparison.agreement >= settings.layout_agreement:
-        return VerifyOutcome.accepted, summary
-    return VerifyOutcome.rejected, f"only {summary}"
+    if comparison.agreement < settings.layout_agreement:
+        return VerifyOutcome.rejected, f"only {summary}"
+    return colours_unknown(comparison, settings) or (VerifyOutcome.accepted, summary)
+
+
+def colours_unknown(
+    comparison: LayoutComparison, settings: VerifySettings
+) -> tuple[VerifyOutcome, str] | None:
+    """Whether a plain picture's layout agreement says nothing for want of colour: a plain
+    picture and its recoloured look-alike (the same bottle in green and in purple) differ in
+    their colours alone, and a greyscale copy cannot show them. Unverified when one side is
+    greyscale and the other is not; when both are, unless their grey levels are the same (a
+    re-save of one grey picture, not greyscale copies of two colourings)."""
+    if comparison.grey_sides == 1:
+        return VerifyOutcome.unverified, (
+            f"one is greyscale: a plain picture's colours, which it no longer shows, are what "
+            f"tell it from a recoloured look-alike ({comparison.colour_change})"
+        )
+    if comparison.grey_sides == 2 and (
+        abs(comparison.luma_gain - 1) > settings.grey_max_gain_change
+        or abs(comparison.luma_offset) > settings.grey_max_offset
+    ):
+        return VerifyOutcome.unverified, (
+            f"both are greyscale and their grey levels differ ({comparison.colour_change}): "
+            "they may be greyscale copies of two colourings of one picture"
+        )
+    return None
 
 
 def hue_turn(a: Thumbnail, b: Thumbnail, b_to_a: np.ndarray) -> float | None:

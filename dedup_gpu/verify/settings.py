@@ -112,3 +112,6 @@ class VerifySettings:
     layout_grey_chroma: float = 4.0  # a side with 99% of pixels below 3x this chroma is grey
     layout_max_hue_turn: float = 40.0  # degrees of hue an edit may turn
     layout_max_cast: float = 15.0  # chroma shift an edit may add
+    # Two greyscale plain pictures are one only when their grey levels match this closely.
+    grey_max_gain_change: float = 0.1
+    grey_max_offset: float = 10.0

@@ -459,7 +459,7 @@ class Verifier:
                     alignment, comparison, document, settings or self.settings, one_page
                 )
                 if outcome is VerifyOutcome.accepted and not document:
-                    outcome, reason = self._hues_agree(a, b, alignment, reason)
+                    outcome, reason = self._hues_agree(a, b, alignment, reason, comparison.blocks)
                 verdict = Verdict(
                     outcome=outcome,
                     method=alignment.method,
@@ -477,18 +477,35 @@ class Verifier:
                     self.verdicts[key] = verdict
 
     def _hues_agree(
-        self, a: Thumbnail, b: Thumbnail, alignment: Alignment, reason: str
+        self, a: Thumbnail, b: Thumbnail, alignment: Alignment, reason: str, blocks: int
     ) -> tuple[VerifyOutcome, str]:
         """A picture pair the block grid accepted, held to its colours: the grid compares grey
         levels only, and two renders of one object on white (a blue sphere, a green one) agree
-        there block for block. A colour edit turns hue by tens of degrees, never further."""
+        there block for block. A colour edit turns hue by tens of degrees, never further. Where
+        hues cannot be compared (a greyscale side) and the picture has little detail (fewer than
+        OUTVOTABLE_BLOCKS informative blocks: an object on white, a logo), its colours would have
+        been the evidence: the colour layout says whether the pair can be told at all."""
         assert alignment.matrix is not None
         turn = layout.hue_turn(a, b, alignment.matrix)
-        if turn is None or turn <= self.settings.max_hue_turn:
+        if turn is None and blocks < OUTVOTABLE_BLOCKS:
+            to_layout = layout.from_thumbnail(b, a, alignment.matrix)
+            comparison = layout.compare(a, b, to_layout, self.settings)
+            unknown = (
+                None if comparison is None else layout.colours_unknown(comparison, self.settings)
+            )
+            if unknown is not None:
+                return unknown[0], f"{reason}, but {unknown[1]}"
+        # A picture with little detail is told by its colours as a plain one is (layout.py).
+        limit = (
+            self.settings.max_hue_turn
+            if blocks >= OUTVOTABLE_BLOCKS
+            else self.settings.layout_max_hue_turn
+        )
+        if turn is None or turn <= limit:
             return VerifyOutcome.accepted, reason
         return VerifyOutcome.rejected, (
             f"{reason}, but its hues are turned by {turn:.0f} degrees "
-            f"(an edit turns them {self.settings.max_hue_turn:.0f} at most)"
+            f"(an edit turns them {limit:.0f} at most)"
         )
 
     def _agreement(self, pairs: list[tuple[Thumbnail, Thumbnail, np.ndarray]]) -> list[_Comparison]:
