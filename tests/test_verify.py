@@ -376,6 +376,23 @@ def test_meme_text_over_a_plain_picture_is_an_addition_and_no_reason_to_merge(
     assert [pair for pair in _wrongly_accepted(paths) if pair.count("_other") < 2] == []
 
 
+def test_a_picture_shown_inside_a_screenshot_is_compared_over_the_picture(
+    tmp_path: Path,
+) -> None:
+    # Grass shown at half the width of a browser page: compared over the page's frame it filled
+    # a quarter of the blocks, too few for a detailed picture. The comparison spans the
+    # picture the other covers, at the coarser side's resolution.
+    original = tmp_path / "grass.png"
+    load_rgb(skimage_photo("grass.png")).save(original)
+    screenshot = tmp_path / "grass__pip.jpg"
+    FAMILIES["pip"].edit(load_rgb(original), random.Random("pip:grass.png:0")).save(
+        screenshot, quality=85
+    )
+    (verdict,) = _check([original, screenshot], [(0, 1)])
+    assert verdict.accepted, verdict.reason
+    assert verdict.blocks >= 100, verdict.reason
+
+
 def test_padding_is_trimmed_before_comparison() -> None:
     grey = np.zeros((120, 200), dtype=np.uint8)
     grey[10:110, 40:160] = np.random.default_rng(0).integers(0, 255, (100, 120))

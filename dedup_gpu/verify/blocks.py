@@ -23,10 +23,11 @@ _OUTSIDE = -1e4
 
 
 def on_canvas(
-    image: Thumbnail, canvas_to_image: np.ndarray, canvas: int
+    image: Thumbnail, canvas_to_image: np.ndarray, canvas: int, blur: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """`image` resampled onto the canvas through the map canvas -> image pixels (3 x 3), from the
-    pyramid level that matches the sampling step, plus the mask of canvas pixels it covers."""
+    pyramid level that matches the sampling step and blurred by `blur` canvas pixels, plus the
+    mask of canvas pixels it covers."""
     import cv2
 
     centre = (canvas / 2 - 0.5, canvas / 2 - 0.5)
@@ -49,7 +50,17 @@ def on_canvas(
         )
     covered = (pixels >= 0).astype(np.float32)
     pixels = np.where(covered > 0, pixels, 0).astype(np.float32)
-    return cv2.GaussianBlur(pixels, (0, 0), 1.0), covered
+    return cv2.GaussianBlur(pixels, (0, 0), blur), covered
+
+
+def covered_share(shape: tuple[int, int], other: tuple[int, int], matrix: np.ndarray) -> float:
+    """Share of a frame of (height, width) `shape` that `matrix` (its pixels -> the other's)
+    maps inside the frame `other`, from an 8 x 8 grid of points."""
+    steps = (np.arange(8) + 0.5) / 8
+    xs, ys = np.meshgrid(steps * shape[1] - 0.5, steps * shape[0] - 0.5)
+    x, y = transforms.apply(matrix, np.stack([xs.ravel(), ys.ravel()], axis=1)).T
+    inside = (x >= -0.5) & (x <= other[1] - 0.5) & (y >= -0.5) & (y <= other[0] - 0.5)
+    return float(inside.mean())
 
 
 def text_on_canvas(image: Thumbnail, canvas_to_image: np.ndarray, canvas: int) -> np.ndarray | None:
@@ -80,31 +91,48 @@ def block_agreement(
     `strict`: detail on one side only counts as a difference, as it must for documents.
     `mapper` resamples the images (e.g. a thread pool's map).
 
-    The canvas spans the frame of the smaller image, so a crop is compared over the crop and a
-    downscaled copy at its own resolution. Both images are sampled from the pyramid level that
-    matches the canvas and blurred by about a canvas pixel, so JPEG blocks, noise and resampling
-    do not count as differences. The block statistics run batched in torch on `device`.
+    The canvas spans the frame of the image the other covers (a crop, the picture inside a
+    screenshot), or of the smaller one where each covers the other, so a crop is compared over
+    the crop and a downscaled copy at its own resolution. Both images are sampled from the
+    pyramid level that matches the canvas and blurred by about a canvas pixel, so JPEG blocks,
+    noise and resampling do not count as differences. The block statistics run batched in torch
+    on `device`.
     """
     if not pairs:
         return []
     canvas, block = CANVAS, BLOCK
     jobs = []
     for a, b, b_to_a in pairs:
-        if b.grey.size <= a.grey.size:
+        # The canvas spans the picture the other covers: a crop, or the picture shown inside a
+        # screenshot, is compared over itself, not over the larger frame around it (where it
+        # would fill a few blocks). Where each covers the other, the smaller picture.
+        a_in_b = covered_share(a.shape, b.shape, transforms.inverse(b_to_a))
+        b_in_a = covered_share(b.shape, a.shape, b_to_a)
+        b_first = b_in_a > a_in_b if abs(a_in_b - b_in_a) > 0.1 else b.grey.size <= a.grey.size
+        if b_first:
             target, other, target_to_other = b, a, b_to_a
         else:
             target, other, target_to_other = a, b, transforms.inverse(b_to_a)
         canvas_to_target = transforms.grid_scale((canvas, canvas), target.shape)
-        jobs.append((target, canvas_to_target))
-        jobs.append((other, target_to_other @ canvas_to_target))
+        canvas_to_other = target_to_other @ canvas_to_target
+        # Both sides blurred to the coarser one's resolution: the picture inside a screenshot
+        # is enlarged onto the canvas, and the sharp original's fine texture would disagree.
+        centre = (canvas / 2 - 0.5, canvas / 2 - 0.5)
+        coarsest = min(
+            transforms.local_scale(canvas_to_target, centre),
+            transforms.local_scale(canvas_to_other, centre),
+        )
+        blur = max(1.0, 1.0 / max(coarsest, 1e-3))
+        jobs.append((target, canvas_to_target, blur))
+        jobs.append((other, canvas_to_other, blur))
     canvases = np.empty((len(jobs), canvas, canvas), dtype=np.float32)
     masks = np.empty((len(jobs), canvas, canvas), dtype=np.float32)
     texts = np.zeros((len(jobs), canvas, canvas), dtype=np.float32)
 
     def resample(start: int) -> None:
         for slot in range(start, min(start + 16, len(jobs))):
-            image, matrix = jobs[slot]
-            canvases[slot], masks[slot] = on_canvas(image, matrix, canvas)
+            image, matrix, blur = jobs[slot]
+            canvases[slot], masks[slot] = on_canvas(image, matrix, canvas, blur)
             if not strict:
                 text = text_on_canvas(image, matrix, canvas)
                 if text is not None:
