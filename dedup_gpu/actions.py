@@ -32,6 +32,7 @@ from . import storage
 from .atomic import fsync_folder
 from .errors import BadArgumentError, OutputError
 from .exact import content_digest
+from .lines import lines_of
 from .report import ReportedFile, SavedReport
 from .storage import StorageError
 
@@ -481,7 +482,7 @@ def _read_journal(journal: str) -> list[dict[str, Any]]:
     """The journal's intent entries, after checking its header."""
     try:
         with open(journal, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
+            lines = lines_of(handle.read())
     except OSError as error:
         raise BadArgumentError(
             f"cannot read the journal {journal}: {error.strerror or error}",

@@ -44,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import storage
+from .lines import lines_of
 from .records import FileError, ImageFile
 from .storage import StorageError
 
@@ -114,8 +115,8 @@ def looks_like_image(path: str) -> bool:
 
 def read_path_list(list_file: str) -> list[str]:
     """Paths from a text file, one a line; blank lines and lines starting with '#' are skipped."""
-    with open(list_file, encoding="utf-8") as handle:
-        lines = [line.rstrip("\r\n") for line in handle]
+    with open(list_file, encoding="utf-8", newline="") as handle:
+        lines = lines_of(handle.read())
     return [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
@@ -149,7 +150,7 @@ def read_manifest(
         reason = getattr(error, "strerror", None) or str(error)
         return [], [FileError(list_file, f"cannot read {kind}: {reason}")]
     if not is_manifest:
-        lines = text.splitlines()
+        lines = lines_of(text)
         return [line for line in lines if line.strip() and not line.lstrip().startswith("#")], []
     if is_csv:
         return _csv_paths(list_file, text, image_column)
@@ -187,7 +188,7 @@ def _jsonl_paths(
 ) -> tuple[list[str], list[FileError]]:
     paths: list[str] = []
     errors: list[FileError] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(lines_of(text), start=1):
         if not line.strip():
             continue
         try:

@@ -159,6 +159,37 @@ def test_move_keeps_the_folder_structure_and_undo_restores_every_byte(
     assert tree_state(root) == before
 
 
+@pytest.mark.parametrize("action", ["move", "delete"])
+def test_names_with_line_separators_in_them_are_moved_and_restored(
+    action: str, tmp_path: Path
+) -> None:
+    # JSON writes U+2028, U+0085 and the other separators str.splitlines() ends lines at
+    # unescaped: one such name made the whole journal unreadable ("line 2 is not JSON"), and
+    # nothing could be undone.
+    root = tmp_path / "archive"
+    root.mkdir()
+    original = root / "coffee.png"
+    shutil.copyfile(skimage_photo("coffee.png"), original)
+    copies = []
+    for separator in ("\u2028", "\u2029", "\x85", "\x0c", "\x1c", "\x1e", "\r"):
+        copies.append(root / f"coffee{separator}copy {ord(separator):04x}.png")
+        shutil.copyfile(original, copies[-1])
+    report = write_report(tmp_path / "report.json", [(original, [(c, True) for c in copies])])
+    before = tree_state(root)
+
+    journal = tmp_path / "journal.jsonl"
+    options = ["--to", tmp_path / "trash"] if action == "move" else []
+    applied = apply(report, action, *options, "--journal", journal, "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert set(tree_state(root)) == {"coffee.png"}
+
+    undone = runner.invoke(app, ["undo", str(journal)])
+
+    assert undone.exit_code == 0, undone.output
+    assert f"{len(copies)} restored" in undone.output
+    assert tree_state(root) == before
+
+
 def test_files_changed_since_the_report_are_skipped_and_left_alone(archive, tmp_path: Path) -> None:
     root, report = archive
     edited = root / "2020" / "astronaut copy.png"

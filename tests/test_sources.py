@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -92,6 +93,20 @@ def test_path_list_skips_comments_and_reports_missing_entries(tmp_path: Path) ->
     ]
     unreadable = discover([], from_list=str(tmp_path / "nope.txt"))
     assert "cannot read path list" in unreadable.errors[0].reason
+
+
+def test_names_with_line_separators_survive_path_lists_and_manifests(tmp_path: Path) -> None:
+    # U+2028, U+0085 and the like are legal in file names; str.splitlines() ends lines there.
+    strange = tmp_path / "rocket\u2028launch\x85day.jpg"
+    shutil.copyfile(skimage_photo("rocket.jpg"), strange)
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{strange}\n", encoding="utf-8")
+    manifest = tmp_path / "images.jsonl"
+    manifest.write_text(json.dumps({"path": str(strange)}, ensure_ascii=False) + "\n")
+
+    for scan in (discover([], from_list=str(listing)), discover([], from_list=str(manifest))):
+        assert names(scan) == [strange.name], scan.errors
+        assert scan.errors == []
 
 
 def test_identical_bytes_form_one_content_and_unique_sizes_are_not_hashed(tmp_path: Path) -> None:
