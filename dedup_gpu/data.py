@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import io
+import logging
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -27,6 +28,8 @@ from torch.utils.data import DataLoader, Dataset
 from . import storage
 from .exact import new_digest
 from .records import ImageInfo
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's own decompression-bomb error limit (2 x 89.5 MP)
 
@@ -371,6 +374,11 @@ def iterate_batches(
     dataset = ImageDataset(paths, size, max_pixels, thumbnail_size, digests, defer_jpegs)
     if workers is None:
         workers = default_workers()
+    cpus = os.cpu_count() or 1
+    if workers > cpus:
+        # More decoding processes than CPUs only add memory (each holds a decoder) and switching.
+        logger.warning("--workers %d is more than the %d CPUs here; using %d", workers, cpus, cpus)
+        workers = cpus
     batches = -(-len(dataset) // batch_size)
     workers = min(workers, batches)
     loader = DataLoader(

@@ -142,7 +142,7 @@ def index_catalog(
     forget deleted ones, then save the search index. Files elsewhere in the catalog (added from
     other paths) are left alone. Safe to kill at any moment: the next run resumes."""
     started = time.perf_counter()
-    validate_options(batch_size=batch_size, workers=workers)
+    validate_options(batch_size=batch_size, workers=workers, max_pixels=max_pixels)
     search = search or SearchSettings()
     if not paths and not from_list:
         raise BadArgumentError("no images given", hint="dedup-gpu index FOLDER --catalog DIR")
@@ -362,7 +362,7 @@ def check_images(
     """
     if top < 1:
         raise BadArgumentError(f"--top must be at least 1, not {top}")
-    validate_options(workers=workers, threshold=threshold)
+    validate_options(workers=workers, threshold=threshold, max_pixels=max_pixels)
     verifying = resolve_mode(verify)
     if not paths:
         raise BadArgumentError("no images given", hint="dedup-gpu check FILE... --catalog DIR")

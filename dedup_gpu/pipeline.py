@@ -371,14 +371,21 @@ def validate_options(
     workers: int | None = None,
     threshold: float | None = None,
     keep: KeepPolicy | str = KeepPolicy.largest,
+    max_pixels: int | None = None,
 ) -> KeepPolicy:
     """Refuse bad arguments before any file is read; returns the keep policy."""
     if batch_size < 1:
         raise BadArgumentError(f"--batch-size must be at least 1, not {batch_size}")
     if workers is not None and workers < 0:
         raise BadArgumentError(f"--workers must be 0 or more, not {workers}")
-    if threshold is not None and not -1.0 <= threshold <= 1.0:
-        raise BadArgumentError(f"--threshold must be a cosine score in [-1, 1], not {threshold}")
+    # At 0 or below every pair of images is a candidate: one group of everything.
+    if threshold is not None and not 0.0 < threshold <= 1.0:
+        raise BadArgumentError(
+            f"--threshold must be a cosine score above 0 and at most 1, not {threshold}",
+            hint="the SSCD models screen at 0.30; higher is stricter",
+        )
+    if max_pixels is not None and max_pixels < 1:
+        raise BadArgumentError(f"--max-pixels must be at least 1, not {max_pixels}")
     try:
         return KeepPolicy(keep)
     except ValueError as error:
@@ -428,7 +435,11 @@ def scan(
     """
     started = time.perf_counter()
     policy = validate_options(
-        batch_size=batch_size, workers=workers, threshold=threshold, keep=keep
+        batch_size=batch_size,
+        workers=workers,
+        threshold=threshold,
+        keep=keep,
+        max_pixels=max_pixels,
     )
     if {ray_address, shard_dir, ray_workers, partitions} != {None}:  # Ray: distributed.py
         from .distributed import validate_options as validate_distributed

@@ -123,6 +123,11 @@ def test_cuda_on_a_machine_without_cuda_is_one_clear_error(photo_dir: Path) -> N
         (["scan"], "no images given"),
         (["scan", ".", "--model", "nonsense"], "unknown model 'nonsense'"),
         (["scan", ".", "--threshold", "3"], "--threshold must be a cosine score"),
+        # At 0 or below every pair is a candidate: with --verify off, one group of everything.
+        (["scan", ".", "--threshold", "-0.5"], "--threshold must be a cosine score above 0"),
+        (["scan", ".", "--threshold", "0"], "--threshold must be a cosine score above 0"),
+        # ... and 0 pixels would call every image a decompression bomb.
+        (["scan", ".", "--max-pixels", "0"], "--max-pixels must be at least 1"),
         (["scan", ".", "--device", "tpu"], "unknown device 'tpu'"),
         (["scan", ".", "--out", "."], "is a folder"),
     ],
@@ -132,6 +137,33 @@ def test_bad_arguments_get_one_line_and_a_hint(arguments: list[str], message: st
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_index_and_check_refuse_out_of_range_options_before_touching_the_catalog(
+    photo_dir: Path, tmp_path: Path
+) -> None:
+    catalog = tmp_path / "catalog"
+    for arguments, message in (
+        (["index", str(photo_dir), "--max-pixels", "-5"], "--max-pixels must be at least 1"),
+        (["check", str(photo_dir / "chelsea.png"), "--threshold", "-1"], "above 0"),
+    ):
+        result = runner.invoke(app, [*arguments, "--catalog", str(catalog)])
+        assert result.exit_code == 2, result.output
+        assert message in result.output
+    assert not catalog.exists()
+
+
+def test_more_workers_than_cpus_are_capped_with_a_warning(
+    photo_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # --workers 1000 started 200 decoding processes on 2 cores. (The warning goes to stderr
+    # through logging, which pytest captures here.)
+    result = runner.invoke(
+        app, ["scan", str(photo_dir), "--workers", "1000", "--out", str(tmp_path / "r.json")]
+    )
+    assert result.exit_code == 0, result.output
+    cpus = os.cpu_count()
+    assert f"--workers 1000 is more than the {cpus} CPUs here; using {cpus}" in caplog.text
 
 
 def test_keep_policy_from_the_command_line(photo_dir: Path, tmp_path: Path) -> None:
