@@ -422,6 +422,13 @@ def index_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
     image_column: ImageColumnOption = None,
     name_column: NameColumnOption = None,
+    forget_missing: Annotated[
+        bool,
+        typer.Option(
+            help="A path given that is gone (moved, deleted for good): forget its catalogued "
+            "images instead of stopping with an error."
+        ),
+    ] = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -448,6 +455,7 @@ def index_command(
             progress=not quiet,
             image_column=image_column,
             name_column=name_column,
+            forget_missing=forget_missing,
         )
         if as_json:
             out.print_json(json.dumps(run.to_dict()))
@@ -538,6 +546,13 @@ def check_command(
     add: Annotated[
         bool, typer.Option(help="Store the images found to be new in the catalog.")
     ] = False,
+    create: Annotated[
+        bool,
+        typer.Option(
+            help="With --add: create the catalog if there is none (else a mistyped --catalog "
+            "is an error, not a new empty catalog)."
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per image on stdout (JSON lines).")
     ] = False,
@@ -559,6 +574,7 @@ def check_command(
             files,
             catalog,
             add=add,
+            create=create,
             threshold=threshold,
             verify=verify.value,
             top=top,

@@ -21,12 +21,18 @@ from .data import DEFAULT_MAX_PIXELS
 from .device import gpu_number
 from .encoders import default_model
 from .encoders.base import Encoder
-from .errors import BadArgumentError, CatalogError
+from .errors import BadArgumentError, CatalogError, DedupError
 from .index import Pairs, SearchSettings, find_pairs
-from .pipeline import default_threshold, embedded_batches, open_encoder, validate_options
+from .pipeline import (
+    default_threshold,
+    embedded_batches,
+    open_encoder,
+    refuse_unreadable_roots,
+    validate_options,
+)
 from .progress import progress_bars
 from .records import FileError, ImageFile, Verdict
-from .sources import discover
+from .sources import discover, unreadable_roots
 from .storage import StorageError
 from .verify import THUMBNAIL_SIZE, Verifier, resolve_mode
 
@@ -137,10 +143,14 @@ def index_catalog(
     encoder: Encoder | None = None,
     image_column: str | None = None,
     name_column: str | None = None,
+    forget_missing: bool = False,
 ) -> IndexRun:
     """Bring `catalog` up to date with the images under `paths`: embed new and changed files,
     forget deleted ones, then save the search index. Files elsewhere in the catalog (added from
-    other paths) are left alone. Safe to kill at any moment: the next run resumes."""
+    other paths) are left alone. Safe to kill at any moment: the next run resumes.
+
+    A path given that cannot be read at all (missing, unmounted) stops the run before anything
+    is forgotten, unless `forget_missing`: then its catalogued images are forgotten."""
     started = time.perf_counter()
     validate_options(batch_size=batch_size, workers=workers, max_pixels=max_pixels)
     search = search or SearchSettings()
@@ -168,6 +178,7 @@ def index_catalog(
                 progress=progress,
                 image_column=image_column,
                 name_column=name_column,
+                forget_missing=forget_missing,
             )
             images = store.images()
             result.images = len(images)
@@ -178,6 +189,9 @@ def index_catalog(
             store.tidy()
         except KeyboardInterrupt:
             store.finish_run(run_id, _counts(result), status="interrupted")
+            raise
+        except DedupError:
+            store.finish_run(run_id, _counts(result), status="failed")
             raise
         result.seconds = time.perf_counter() - started
         store.finish_run(run_id, _counts(result))
@@ -209,8 +223,15 @@ def _update(
     progress: bool,
     image_column: str | None,
     name_column: str | None,
+    forget_missing: bool,
 ) -> None:
     found = discover(paths, from_list=from_list, image_column=image_column, name_column=name_column)
+    if not forget_missing:
+        refuse_unreadable_roots(
+            unreadable_roots(found, paths),
+            hint="nothing was forgotten; check the path, or pass --forget-missing if it is gone "
+            "for good",
+        )
     files = _absolute(found.files)
     roots = [storage.absolute(p) for p in paths]
     if from_list is not None:
@@ -232,12 +253,16 @@ def _update(
     seen = {file.path for file in files}
     unusable: list[tuple[ImageFile, str]] = []
     listed_in = storage.absolute(from_list) if from_list is not None else None
+    unread_folders: list[str] = []
     for error in found.errors:
         path = storage.absolute(error.path)
         result.errors.append(FileError(path, error.reason))
         seen.add(path)
-        if path == listed_in or os.path.isdir(path):
-            continue  # the path list itself, or an unreadable folder: its files stay as they were
+        if path == listed_in:
+            continue  # the path list itself
+        if os.path.isdir(path):
+            unread_folders.append(path)  # its files stay as they were
+            continue
         stat = _stat_error_path(path)
         if stat is None:
             continue  # gone: forgotten below
@@ -252,10 +277,15 @@ def _update(
     # not be read is still on disk, and so stays. A root where nothing at all was found (an
     # unmounted disk looks like an empty folder) forgets nothing: index its parent to prune it.
     live_roots = [root for root in roots if any(_under(path, [root]) for path in seen)]
+    # ... nor is a file under a folder that could not be read: it cannot even be looked up
+    # (a folder without search permission), which is not proof that it is gone.
     gone = [
         path
         for path in known
-        if path not in seen and _under(path, live_roots) and not storage.exists(path)
+        if path not in seen
+        and _under(path, live_roots)
+        and not _under(path, unread_folders)
+        and not storage.exists(path)
     ]
     for root in roots:
         if root not in live_roots and any(_under(path, [root]) for path in known):
@@ -341,6 +371,7 @@ def check_images(
     catalog: str | os.PathLike[str],
     *,
     add: bool = False,
+    create: bool = False,
     threshold: float | None = None,
     verify: str = "auto",
     top: int = 3,
@@ -358,7 +389,9 @@ def check_images(
 
     Images are judged in the order given, as if each new one were stored before the next is
     checked: a later copy of an earlier new image is a duplicate of it. With `add`, the new
-    images are stored (the duplicates are not). Unreadable images get verdict "error".
+    images are stored (the duplicates are not); with `create` too, into a new catalog if there
+    is none at `catalog` (only `index` creates one otherwise). Unreadable images get verdict
+    "error".
     """
     if top < 1:
         raise BadArgumentError(f"--top must be at least 1, not {top}")
@@ -366,7 +399,11 @@ def check_images(
     verifying = resolve_mode(verify)
     if not paths:
         raise BadArgumentError("no images given", hint="dedup-gpu check FILE... --catalog DIR")
-    with Catalog(catalog, write=add, create=add) as store:
+    if create and not add:
+        raise BadArgumentError(
+            "--create needs --add", hint="dedup-gpu check FILE... --add --create"
+        )
+    with Catalog(catalog, write=add, create=create) as store:
         if store.model is None and not add:
             raise CatalogError(
                 f"catalog {catalog} holds no images yet",

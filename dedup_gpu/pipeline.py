@@ -29,7 +29,7 @@ from .index import Pairs, SearchSettings, search_cross_pairs, search_pairs, uniq
 from .progress import progress_bars
 from .records import ContentGroup, FileError, ImageFile, ImageInfo, Verdict, VerifyOutcome
 from .report import RejectedPair, Report, count_summary
-from .sources import discover
+from .sources import discover, unreadable_roots
 from .verify import THUMBNAIL_SIZE, Verifier, resolve_mode
 
 logger = logging.getLogger(__name__)
@@ -365,6 +365,17 @@ def open_encoders(
     return [compile_encoder(each) for each in encoders] if compile_model else encoders
 
 
+def refuse_unreadable_roots(errors: Sequence[FileError], *, hint: str = "") -> None:
+    """Raise for the first root a run was given that could not be read at all."""
+    if not errors:
+        return
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    raise BadArgumentError(
+        f"cannot read {errors[0].path}: {errors[0].reason}{more}",
+        hint=hint or "check the spelling, and that the drive, share or bucket is there",
+    )
+
+
 def validate_options(
     *,
     batch_size: int = 64,
@@ -479,6 +490,14 @@ def scan(
     columns = {"image_column": image_column, "name_column": name_column}
     found = discover(paths, from_list=from_list, **columns)
     reference = discover(against, **columns) if against else None
+    # A root that cannot be read at all is a mistake to stop at, not an empty set: a leak check
+    # of `--against /typo` would otherwise pass with nothing found.
+    refuse_unreadable_roots(
+        [
+            *unreadable_roots(found, paths),
+            *(unreadable_roots(reference, against) if reference and against else []),
+        ]
+    )
     all_files = [*found.files, *(reference.files if reference else [])]
     timings["discover"] = time.perf_counter() - tick
 

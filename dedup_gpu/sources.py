@@ -501,5 +501,13 @@ def discover(
     return walker.scan
 
 
+def unreadable_roots(scan: SourceScan, roots: Sequence[str]) -> list[FileError]:
+    """The errors of `scan` that are about one of the `roots` themselves: a path given by name
+    that is missing or could not be read at all (a typo, an unmounted drive, a missing bucket),
+    as opposed to a bad file found under it."""
+    named = set(roots)
+    return [error for error in scan.errors if error.path in named]
+
+
 def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))

@@ -4,6 +4,7 @@ training set. Real photos, the real small SSCD model, the real CLI."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -109,6 +110,57 @@ def test_a_second_run_embeds_only_what_changed_and_forgets_deleted_files(
     shutil.copyfile(skimage_photo("camera.png"), tmp_path / "disks" / "camera.png")
     pruned = index(tmp_path / "disks", catalog=catalog)
     assert (pruned.added, pruned.forgotten, pruned.images) == (1, 1, total + 1)
+
+
+def test_a_missing_root_stops_index_and_forgets_nothing_unless_told(
+    collection: Path, tmp_path: Path
+) -> None:
+    # A drive that is not mounted, a typo: index forgot all the root's images and exited 0.
+    catalog = tmp_path / "catalog"
+    disk = tmp_path / "disk"
+    shutil.copytree(collection / "originals", disk)
+    total = index(collection, disk, catalog=catalog).images
+    shutil.move(disk, tmp_path / "unplugged")
+    options = ["--catalog", str(catalog), "--model", MODEL, "--device", "cpu", "--workers", "0"]
+
+    refused = runner.invoke(app, ["index", str(collection), str(disk), *options])
+
+    assert refused.exit_code == 2, refused.output
+    assert f"cannot read {disk}: no such file or folder" in refused.output
+    assert "nothing was forgotten" in refused.output and "--forget-missing" in refused.output
+    with Catalog(catalog) as store:
+        assert store.counts()["images"] == total
+    told = runner.invoke(app, ["index", str(collection), str(disk), *options, "--forget-missing"])
+    assert told.exit_code == 0, told.output
+    with Catalog(catalog) as store:
+        assert store.counts()["images"] == total - len(ORIGINALS)
+
+
+def test_an_unreadable_folder_keeps_its_catalogued_images(
+    collection: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A folder without read and search permission: it cannot be listed, and its files cannot
+    # even be looked up, which index took for proof that they were gone. (Simulated: the tests
+    # may run as root, whom permissions do not stop.)
+    catalog = tmp_path / "catalog"
+    total = index(collection, catalog=catalog).images
+    locked = str(collection / "copies")
+    scandir, lexists = os.scandir, os.path.lexists
+
+    def locked_scandir(path: str = ".") -> object:
+        if os.fspath(path) == locked:
+            raise PermissionError(errno.EACCES, "Permission denied", locked)
+        return scandir(path)
+
+    def locked_lexists(path: str) -> bool:
+        return not os.fspath(path).startswith(locked + os.sep) and lexists(path)
+
+    monkeypatch.setattr(os, "scandir", locked_scandir)
+    monkeypatch.setattr(os.path, "lexists", locked_lexists)
+    again = index(collection, catalog=catalog)
+
+    assert again.forgotten == 0 and again.images == total
+    assert [e.reason for e in again.errors] == ["cannot read folder: Permission denied"]
 
 
 def test_groups_from_the_catalog_equal_a_scan_and_a_new_threshold_embeds_nothing(
@@ -351,6 +403,23 @@ def test_check_tells_an_ingest_script_which_uploads_are_copies(
     assert fresh.exit_code == 2 and "is not a dedup-gpu catalog" in fresh.output
 
 
+def test_check_add_with_a_mistyped_catalog_creates_nothing_unless_asked(
+    collection: Path, tmp_path: Path
+) -> None:
+    upload = str(collection / "originals" / "rocket.jpg")
+    typo = tmp_path / "archive.catalgo"
+    refused = runner.invoke(app, ["check", upload, "--catalog", str(typo), "--add"])
+    assert refused.exit_code == 2 and f"no catalog at {typo}" in refused.output
+    assert not typo.exists()
+    options = ["--model", MODEL, "--device", "cpu"]
+    created = runner.invoke(
+        app, ["check", upload, "--catalog", str(typo), "--add", "--create", *options]
+    )
+    assert created.exit_code == 0, created.output
+    with Catalog(typo) as store:
+        assert store.counts()["images"] == 1
+
+
 def test_check_judges_uploads_in_order_so_two_copies_in_one_batch_are_not_both_added(
     collection: Path, tmp_path: Path
 ) -> None:
@@ -508,7 +577,7 @@ def test_many_small_additions_are_merged_and_deleted_rows_reclaimed(
     encoder = open_encoder(MODEL, "cpu")
     uploads = sorted((collection / "originals").iterdir())
     for upload in uploads:  # one upload at a time, as an ingest service would
-        (result,) = check_images([str(upload)], catalog, add=True, encoder=encoder)
+        (result,) = check_images([str(upload)], catalog, add=True, create=True, encoder=encoder)
         assert result.added
     shards = sorted((catalog / "embeddings").iterdir())
     assert 1 <= len(shards) <= 3

@@ -153,6 +153,21 @@ def test_index_and_check_refuse_out_of_range_options_before_touching_the_catalog
     assert not catalog.exists()
 
 
+def test_a_root_that_cannot_be_read_fails_the_scan_instead_of_passing_it(
+    photo_dir: Path, tmp_path: Path
+) -> None:
+    # `scan A --against /typo` exited 0 with an empty report: a CI leak check passed.
+    out = tmp_path / "r.json"
+    for arguments in (
+        [str(tmp_path / "nonexistent")],
+        [str(photo_dir), "--against", str(tmp_path / "typo")],
+    ):
+        result = runner.invoke(app, ["scan", *arguments, "--out", str(out), "--quiet"])
+        assert result.exit_code == 2, result.output
+        assert "cannot read" in result.output and "no such file or folder" in result.output
+        assert not out.exists()
+
+
 def test_more_workers_than_cpus_are_capped_with_a_warning(
     photo_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
