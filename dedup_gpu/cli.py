@@ -372,6 +372,7 @@ def scan(
         _check_output_path(out_csv, "--csv")
         result = _run_scan(
             paths or [],
+            outputs=[str(path) for path in (out_json, out_csv) if path is not None],
             from_list=from_list,
             model=model,
             weights=weights,
@@ -521,6 +522,7 @@ def groups_command(
         _check_output_path(out_csv, "--csv")
         result = groups_from_catalog(
             catalog,
+            outputs=[str(path) for path in (out_json, out_csv) if path is not None],
             against=against,
             threshold=threshold,
             keep=keep.value,
@@ -781,9 +783,12 @@ def audit_command(
     from .report import read_report
 
     with reported_errors(debug):
-        audit = audit_report(
-            read_report(report_path), price_per_gb_month=price_per_gb_month, currency=currency
-        )
+        report = read_report(report_path)
+        if as_json:
+            from .output_guard import refuse_overwriting_inputs
+
+            refuse_overwriting_inputs([as_json], [(report.path, None), *report.images()])
+        audit = audit_report(report, price_per_gb_month=price_per_gb_month, currency=currency)
         if as_json == "-":
             print(json.dumps(audit.to_dict(), indent=2, ensure_ascii=False))
             return

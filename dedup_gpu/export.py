@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from .atomic import write_file, write_text
 from .errors import BadArgumentError, OutputError
+from .output_guard import refuse_overwriting_inputs
 from .report import ReportedFile, SavedReport
 from .review import DECISIONS_FORMAT, DECISIONS_VERSION  # the page writes them; we read them
 
@@ -191,6 +192,7 @@ def _check_outputs(report: SavedReport, outputs: Sequence[str]) -> None:
             # a device or pipe would be replaced by the rename, not written to
             raise OutputError(f"cannot write {output}: it is not a regular file")
         seen[real] = output
+    refuse_overwriting_inputs(outputs, report.images())
 
 
 def _write_lines(path: str, lines: list[str]) -> None:

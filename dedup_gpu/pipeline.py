@@ -26,6 +26,7 @@ from .errors import BadArgumentError, CatalogError, DeviceUnavailableError
 from .exact import group_identical
 from .group import REJECTION_BUDGET, Group, KeepPolicy, Verification, build_groups, cross_groups
 from .index import Pairs, SearchSettings, search_cross_pairs, search_pairs, unique_pairs
+from .output_guard import refuse_overwriting_inputs
 from .progress import progress_bars
 from .records import ContentGroup, FileError, ImageFile, ImageInfo, Verdict, VerifyOutcome
 from .report import RejectedPair, Report, count_summary
@@ -432,8 +433,11 @@ def scan(
     overlap: int = 2,
     image_column: str | None = None,
     name_column: str | None = None,
+    outputs: Sequence[str] = (),
 ) -> ScanResult:
     """Find exact and near-duplicate images under `paths`; see README.md for every option.
+    `outputs`: the files the caller will write the results to, refused before any embedding
+    if one is an image being read.
 
     With `against` (a second set of paths), only copies across the two sets are reported: each
     group keeps an image of `against` and lists the images of `paths` that copy it.
@@ -499,6 +503,7 @@ def scan(
         ]
     )
     all_files = [*found.files, *(reference.files if reference else [])]
+    refuse_overwriting_inputs(outputs, ((file.path, file.size) for file in all_files))
     timings["discover"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -842,11 +847,13 @@ def groups_from_catalog(
     workers: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = False,
+    outputs: Sequence[str] = (),
 ) -> ScanResult:
     """The report `scan` would give for the catalog's images, from the stored embeddings and
     thumbnails: nothing is decoded or embedded again (documents re-read their pages only to
     verify a candidate pair). With `against` (another catalog of the same model), only copies
-    across the two catalogs are reported, each group keeping the `against` catalog's image."""
+    across the two catalogs are reported, each group keeping the `against` catalog's image.
+    `outputs`: as for `scan`, refused if one is a catalogued image."""
     started = time.perf_counter()
     policy = validate_options(threshold=threshold, keep=keep)
     verifying = resolve_mode(verify)
@@ -880,6 +887,10 @@ def groups_from_catalog(
             sources.append((other, reference))
             reference_paths = {file.path for file in reference.files}
             errors += other.errors()
+        refuse_overwriting_inputs(
+            outputs,
+            ((file.path, file.size) for _, found in sources for file in found.files),
+        )
         contents, infos, origins = _contents_by_digest(sources)
         embeddings = np.empty((len(contents), int(model["embedding_dim"])), dtype=np.float16)
         for number, (source, source_images) in enumerate(sources):

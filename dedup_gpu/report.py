@@ -357,6 +357,15 @@ class SavedReport:
     def kept_paths(self) -> set[str]:
         return {group.keep.path for group in self.groups}
 
+    def images(self) -> list[tuple[str, int | None]]:
+        """(path, size in bytes where recorded) of every image the report names."""
+        named: list[tuple[str, int | None]] = []
+        for group in self.groups:
+            named += [(item.path, item.bytes) for item in (group.keep, *group.duplicates)]
+        for pair in self.unverified:
+            named += [(pair.path_a, None), (pair.path_b, None)]
+        return named
+
 
 def read_report(path: str) -> SavedReport:
     """Read a report written by `scan` or `groups` (version 3 or later); a missing, unreadable or

@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 from .atomic import write_bytes
 from .errors import BadArgumentError, OutputError, first_line
+from .output_guard import refuse_overwriting_inputs
 from .report import ReportedFile, SavedReport
 from .storage import StorageError, is_local, read_bytes
 
@@ -123,18 +124,12 @@ def write_review(
 def _check_targets(report: SavedReport, html_path: str, thumbnails_dir: str) -> None:
     if os.path.isfile(html_path):
         # Compared by inode, so a symlink or a second name for the report or an image counts too.
-        target = os.stat(html_path)
-        for path in (report.path, *_all_paths(report)):
-            try:
-                found = os.stat(path)
-            except OSError:
-                continue
-            if (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino):
-                raise OutputError(
-                    f"refusing to write the review page over {html_path}: it is the report or "
-                    "one of its images",
-                    hint="give --html a new file name such as review.html",
-                )
+        if report.path and _same_file(report.path, html_path):
+            raise OutputError(
+                f"refusing to write the review page over {html_path}: it is the report",
+                hint="give --html a new file name such as review.html",
+            )
+        refuse_overwriting_inputs([html_path], report.images())
     if os.path.isdir(html_path):
         raise OutputError(f"cannot write {html_path}: it is a folder")
     if os.path.lexists(thumbnails_dir):
@@ -150,6 +145,13 @@ def _check_targets(report: SavedReport, html_path: str, thumbnails_dir: str) -> 
                 "by dedup-gpu review",
                 hint="give the review page another name, or move that folder",
             )
+
+
+def _same_file(first: str, second: str) -> bool:
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return False
 
 
 def _all_paths(report: SavedReport) -> Iterator[str]:

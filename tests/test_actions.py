@@ -517,3 +517,39 @@ def test_from_a_real_scan_to_audit_export_apply_and_undo(photo_dir: Path, tmp_pa
     [journal] = tmp_path.glob("report.apply-*.jsonl")
     assert runner.invoke(app, ["undo", str(journal)]).exit_code == 0
     assert tree_state(photo_dir) == before
+
+
+def test_no_output_option_overwrites_an_image_being_read(photo_dir: Path, tmp_path) -> None:
+    # `--out` naming the kept copy of a group wrote the report over it. Every output (scan and
+    # groups --out/--csv, export lists, audit --json, the review page) is refused when it is an
+    # input image under any of its names, before any work.
+    shutil.copyfile(photo_dir / "chelsea.png", photo_dir / "chelsea (copy).png")
+    second_name = tmp_path / "also chelsea.png"
+    os.link(photo_dir / "chelsea.png", second_name)
+    before = tree_state(photo_dir)
+    scan_options = ["--device", "cpu", "--quiet"]
+    for option, target in (("--out", photo_dir / "chelsea.png"), ("--csv", second_name)):
+        refused = runner.invoke(app, ["scan", str(photo_dir), option, str(target), *scan_options])
+        assert refused.exit_code == 2, refused.output
+        assert "refusing to write" in refused.output and "one of the images read" in refused.output
+        assert tree_state(photo_dir) == before
+
+    report = tmp_path / "report.json"
+    scanned = runner.invoke(app, ["scan", str(photo_dir), "--out", str(report), *scan_options])
+    assert scanned.exit_code == 0, scanned.output
+    kept = photo_dir / "chelsea.png"
+    for arguments in (
+        ["export", str(report), "--keep-list", str(kept)],
+        ["export", str(report), "--csv", str(second_name)],
+        ["audit", str(report), "--json", str(kept)],
+        ["review", str(report), "--html", str(second_name)],
+    ):
+        refused = runner.invoke(app, arguments)
+        assert refused.exit_code == 2, (arguments, refused.output)
+        assert "one of the images read" in refused.output, refused.output
+    catalog = tmp_path / "catalog"
+    indexed = runner.invoke(app, ["index", str(photo_dir), "--catalog", str(catalog), "--quiet"])
+    assert indexed.exit_code == 0, indexed.output
+    refused = runner.invoke(app, ["groups", "--catalog", str(catalog), "--out", str(kept)])
+    assert refused.exit_code == 2 and "one of the images read" in refused.output
+    assert tree_state(photo_dir) == before
