@@ -21,6 +21,7 @@ from rich.table import Table
 from .errors import BadArgumentError, DedupError
 from .group import KeepPolicy
 from .records import VerifyMode
+from .terminal import shown
 
 app = typer.Typer(
     name="dedup-gpu",
@@ -40,9 +41,9 @@ def reported_errors(debug: bool) -> Iterator[None]:
     except DedupError as error:
         if debug:
             raise
-        err.print(f"[bold red]error:[/] {error}", highlight=False)
+        err.print(f"[bold red]error:[/] {shown(error)}", highlight=False)
         if error.hint:
-            err.print(f"[bold]hint:[/] {error.hint}", highlight=False)
+            err.print(f"[bold]hint:[/] {shown(error.hint)}", highlight=False)
         err.print("(rerun with --debug for the full traceback)", style="dim")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
@@ -53,7 +54,9 @@ def reported_errors(debug: bool) -> Iterator[None]:
     except Exception as error:
         if debug:
             raise
-        err.print(f"[bold red]internal error:[/] {type(error).__name__}: {error}", highlight=False)
+        err.print(
+            f"[bold red]internal error:[/] {type(error).__name__}: {shown(error)}", highlight=False
+        )
         err.print("rerun with --debug for the full traceback, and please report it", style="dim")
         raise typer.Exit(1) from None
 
@@ -464,7 +467,7 @@ def index_command(
         if not quiet:
             for error in run.errors[:10]:
                 out.print(
-                    f"[yellow]skipped[/] {error.path}: {error.reason}",
+                    f"[yellow]skipped[/] {shown(error.path)}: {shown(error.reason)}",
                     highlight=False,
                     soft_wrap=True,
                 )
@@ -592,20 +595,22 @@ def check_command(
                 continue
             if result.verdict == "error":
                 out.print(
-                    f"[yellow]error[/]      {result.path}: {result.error}",
+                    f"[yellow]error[/]      {shown(result.path)}: {shown(result.error)}",
                     highlight=False,
                     soft_wrap=True,
                 )
                 continue
             added = " (added)" if result.added else ""
             word = "[red]duplicate[/]" if result.verdict == "duplicate" else "[green]new[/]      "
-            out.print(f"{word}  {result.path}{added}", highlight=False, soft_wrap=True)
+            out.print(f"{word}  {shown(result.path)}{added}", highlight=False, soft_wrap=True)
             for match in result.matches:
                 kind = "exact" if match.exact else f"{match.score:.3f}"
                 mark = "copy of" if match.duplicate else "like   "
-                note = f" ({match.verification.reason})" if match.verification else ""
+                note = f" ({shown(match.verification.reason)})" if match.verification else ""
                 out.print(
-                    f"    {mark} {kind:>6}  {match.path}{note}", highlight=False, soft_wrap=True
+                    f"    {mark} {kind:>6}  {shown(match.path)}{note}",
+                    highlight=False,
+                    soft_wrap=True,
                 )
     if any(result.verdict == "duplicate" for result in results):
         raise typer.Exit(EXIT_DUPLICATE)
@@ -653,16 +658,20 @@ def apply_command(
         verb = {"move": "move", "hardlink": "hard-link", "symlink": "symlink", "delete": "delete"}
         changes = result.planned if result.dry_run else result.done
         for change in changes:
-            arrow = f" -> {change.target}" if change.target else ""
-            link = f" -> {change.keep}" if change.action in ("hardlink", "symlink") else ""
+            arrow = f" -> {shown(change.target)}" if change.target else ""
+            link = f" -> {shown(change.keep)}" if change.action in ("hardlink", "symlink") else ""
             prefix = "would " if result.dry_run else ""
             out.print(
-                f"{prefix}{verb[change.action]} {change.path}{arrow}{link}",
+                f"{prefix}{verb[change.action]} {shown(change.path)}{arrow}{link}",
                 highlight=False,
                 soft_wrap=True,
             )
         for path, reason in result.skipped:
-            out.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False, soft_wrap=True)
+            out.print(
+                f"[yellow]skipped[/] {shown(path)}: {shown(reason)}",
+                highlight=False,
+                soft_wrap=True,
+            )
         missing = [path for path, reason in result.skipped if reason == "it no longer exists"]
         relative = any(not os.path.isabs(group.keep.path) for group in report.groups)
         if missing and not changes and relative:
@@ -704,7 +713,11 @@ def _read_decisions(decisions: str | None, report):
 
     decided = read_decisions(decisions, report)
     for path, reason in decided.ignored:
-        err.print(f"ignored in {decisions}: {path}: {reason}", highlight=False, soft_wrap=True)
+        err.print(
+            f"ignored in {shown(decisions)}: {shown(path)}: {shown(reason)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     return decided
 
 
@@ -719,9 +732,13 @@ def undo_command(
     with reported_errors(debug):
         result = undo_journal(journal)
         for path in result.restored:
-            out.print(f"restored {path}", highlight=False, soft_wrap=True)
+            out.print(f"restored {shown(path)}", highlight=False, soft_wrap=True)
         for path, reason in result.failed:
-            out.print(f"[red]not restored[/] {path}: {reason}", highlight=False, soft_wrap=True)
+            out.print(
+                f"[red]not restored[/] {shown(path)}: {shown(reason)}",
+                highlight=False,
+                soft_wrap=True,
+            )
         out.print(
             f"{len(result.restored)} restored, {len(result.already_in_place)} already in place, "
             f"{len(result.failed)} could not be restored",
@@ -753,7 +770,11 @@ def review_command(
             read_report(report_path), html, page_size=page_size, thumbnail_px=thumbnail_px
         )
         for path, reason in page.unreadable[:10]:
-            out.print(f"[yellow]no thumbnail[/] {path}: {reason}", highlight=False, soft_wrap=True)
+            out.print(
+                f"[yellow]no thumbnail[/] {shown(path)}: {shown(reason)}",
+                highlight=False,
+                soft_wrap=True,
+            )
         if len(page.unreadable) > 10:
             out.print(f"... and {len(page.unreadable) - 10} more without a thumbnail")
         out.print(
@@ -838,7 +859,11 @@ def export_command(
             decisions=decided,
         )
         for path, reason in result.skipped:
-            err.print(f"[yellow]not listed[/] {path!r}: {reason}", highlight=False, soft_wrap=True)
+            err.print(
+                f"[yellow]not listed[/] {shown(repr(path))}: {shown(reason)}",
+                highlight=False,
+                soft_wrap=True,
+            )
         out.print(
             f"{result.keep_listed} to keep, {result.remove_listed} to remove; written: "
             + ", ".join(result.written),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from .atomic import write_file, write_text
+from .csv_cells import text_cell
 from .errors import BadArgumentError, OutputError
 from .output_guard import refuse_overwriting_inputs
 from .report import ReportedFile, SavedReport
@@ -165,6 +166,8 @@ def _csv_cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, str):
+        return text_cell(value)
     return str(value)  # floats as repr: the shortest text that reads back to the same number
 
 

@@ -31,9 +31,11 @@ from rich.table import Table
 
 from . import __version__
 from .atomic import write_text
+from .csv_cells import text_cell
 from .errors import ReportError
 from .group import Group, Member
 from .records import FileError, Verdict
+from .terminal import shown
 
 # 2: verification verdicts on duplicates, "verification", "rejected_pairs"
 # 3: groups are centred on their most central image; each duplicate names the image it "matched"
@@ -182,15 +184,25 @@ def write_csv(report: Report, path: str) -> None:
         for number, group in enumerate(report.groups, start=1):
             keep = group.keep
             writer.writerow(
-                [number, "keep", keep.path, "", "", "", keep.width, keep.height, keep.bytes]
+                [
+                    number,
+                    "keep",
+                    text_cell(keep.path),
+                    "",
+                    "",
+                    "",
+                    keep.width,
+                    keep.height,
+                    keep.bytes,
+                ]
             )
             for member in group.duplicates:
                 writer.writerow(
                     [
                         number,
                         "duplicate",
-                        member.path,
-                        member.matched,
+                        text_cell(member.path),
+                        text_cell(member.matched),
                         f"{member.score:.6f}",
                         str(member.exact).lower(),
                         member.width,
@@ -204,8 +216,8 @@ def write_csv(report: Report, path: str) -> None:
                     [
                         f"unverified-{number}",
                         "unverified",
-                        path,
-                        other,
+                        text_cell(path),
+                        text_cell(other),
                         f"{pair.score:.6f}",
                         "false",
                         "",
@@ -286,19 +298,21 @@ def print_groups(report: Report, console: Console, limit: int = 10) -> None:
     """The first `limit` groups, largest first, then the errors (one line each)."""
     for number, group in enumerate(report.groups[:limit], start=1):
         console.print(
-            f"[bold]group {number}[/]  keep [green]{group.keep.path}[/] "
+            f"[bold]group {number}[/]  keep [green]{shown(group.keep.path)}[/] "
             f"({group.keep.width}x{group.keep.height}, {human_bytes(group.keep.bytes)})",
             highlight=False,
             soft_wrap=True,
         )
         for member in group.duplicates:
             kind = "exact" if member.exact else f"{member.score:.3f}"
-            console.print(f"    {kind:>6}  {member.path}", highlight=False, soft_wrap=True)
+            console.print(f"    {kind:>6}  {shown(member.path)}", highlight=False, soft_wrap=True)
     if len(report.groups) > limit:
         console.print(f"... and {len(report.groups) - limit} more groups (see the report file)")
     for error in report.errors[:limit]:
         console.print(
-            f"[yellow]skipped[/] {error.path}: {error.reason}", highlight=False, soft_wrap=True
+            f"[yellow]skipped[/] {shown(error.path)}: {shown(error.reason)}",
+            highlight=False,
+            soft_wrap=True,
         )
     if len(report.errors) > limit:
         console.print(f"... and {len(report.errors) - limit} more skipped files (see the report)")

@@ -44,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import storage
+from .csv_cells import read_text_cell
 from .lines import lines_of
 from .records import FileError, ImageFile
 from .storage import StorageError
@@ -176,8 +177,8 @@ def _csv_paths(
                 errors.append(
                     FileError(list_file, f"line {reader.line_num}: no path in {column!r}")
                 )
-            else:
-                paths.append(storage.join(list_file, value.strip()))
+            else:  # our own CSVs neutralise formula-like cells: read them back whole
+                paths.append(storage.join(list_file, read_text_cell(value.strip())))
     except csv.Error as error:
         errors.append(FileError(list_file, f"line {reader.line_num}: not CSV ({error})"))
     return paths, errors

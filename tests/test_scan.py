@@ -275,3 +275,44 @@ def test_the_command_line_max_pixels_default_is_the_decoders() -> None:
     from dedup_gpu.data import DEFAULT_MAX_PIXELS
 
     assert inspect.signature(cli.scan).parameters["max_pixels"].default == DEFAULT_MAX_PIXELS
+
+
+def test_hostile_names_are_escaped_on_the_terminal_and_neutralised_in_csv(
+    photo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A name with a CSI sequence cleared the screen when printed; one with a newline forged a
+    # line of output; a bidirectional override reversed a name's end; `[bold]` was markup; a
+    # cell starting with "=" is run as a formula by spreadsheets.
+    names = {
+        "clear": "chelsea \x1b[2J\x1b[H.png",
+        "newline": "chelsea\nkeep safe.png.png",
+        "reversed": "chelsea \u202egnp.exe",
+        "markup": "chelsea [bold]x.png",
+        "formula": "=HYPERLINK(evil).png",
+    }
+    for name in names.values():
+        shutil.copyfile(photo_dir / "chelsea.png", photo_dir / name)
+    monkeypatch.chdir(photo_dir)  # relative paths, as the user typed them
+    csv_path = tmp_path / "report.csv"
+    files = ["chelsea.png", *names.values()]
+    result = runner.invoke(app, ["scan", *files, "--csv", str(csv_path), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    shown = result.output
+    assert "\x1b[2J" not in shown and "\\x1b[2J\\x1b[H" in shown
+    assert "\u202e" not in shown and "\\u202egnp.exe" in shown
+    assert "chelsea\\x0akeep" in shown
+    assert "\nkeep safe.png" not in shown
+    assert "chelsea [bold]x.png" in shown  # shown as written, not taken for markup
+    rows = list(csv.DictReader(csv_path.open(newline="")))
+    assert "'=HYPERLINK(evil).png" in {row["path"] for row in rows}
+    assert not any(row["path"].startswith("=") for row in rows)
+
+
+def test_csv_cells_that_spreadsheets_would_run_get_an_apostrophe() -> None:
+    from dedup_gpu.csv_cells import read_text_cell, text_cell
+
+    for text in ("=1+1", "+1", "-photo.jpg", "@SUM(A1)", "\tx", "\rx"):
+        assert text_cell(text) == f"'{text}"
+        assert read_text_cell(text_cell(text)) == text
+    for text in ("photo.jpg", "/archive/=x.jpg", "'quoted.jpg"):
+        assert text_cell(text) == text == read_text_cell(text)

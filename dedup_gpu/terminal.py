@@ -1,0 +1,28 @@
+"""Text from outside (file names, reasons that quote them) as it may be shown on a terminal.
+
+A name holding ESC/CSI sequences could clear the screen, recolour or hide what follows, a
+newline could forge a line of output, a bidirectional override could reverse a name's visible
+end (`txt.exe` read backwards), and `[red]` would be read as rich markup. Each such character is
+written as an escape instead (`\\x1b`, `\\x0a`, `\\u202e`), and markup is escaped.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rich.markup import escape
+
+# C0 and C1 controls, DEL, the line and paragraph separators, and the bidirectional controls.
+_UNSHOWABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def shown(text: object) -> str:
+    """`text` made safe to print through rich: unshowable characters escaped, markup too."""
+    return escape(_UNSHOWABLE.sub(_escaped, str(text)))
