@@ -206,6 +206,9 @@ def apply_report(
                     **asdict(change),
                     "mode": status.st_mode & 0o7777,
                     "atime": status.st_atime,
+                    # To the nanosecond: float seconds lose the last digits of a file's times.
+                    "atime_ns": status.st_atime_ns,
+                    "mtime_ns": status.st_mtime_ns,
                 }
             )
             try:
@@ -230,6 +233,9 @@ def _changed_since_report(change: Change, keep_checked: dict[str, str], action: 
     reason = _differs(change.path, change.bytes, change.mtime, change.digest, "it")
     if reason:
         return reason
+    if storage.is_local(change.keep) and not os.path.exists(change.keep):
+        # Moved or deleted since the report: this duplicate may now be the only copy here.
+        return f"its kept copy {change.keep} no longer exists"
     if action is not Action.move and change.exact:
         # Undo restores an exact duplicate from the kept copy, so that copy must hold its bytes.
         if change.keep not in keep_checked:
@@ -414,7 +420,11 @@ def _restore(entry: dict[str, Any], temporaries: _Temporaries) -> str:
             return f"{path} exists with other content; left as it is"
         mode = entry.get("mode", 0o644)
         _replace_with(path, lambda temp: _synced_copy(source, temp, mode))
-    os.utime(path, (entry.get("atime", entry["mtime"]), entry["mtime"]))
+    times_ns = (entry.get("atime_ns"), entry.get("mtime_ns"))
+    if all(isinstance(value, int) and not isinstance(value, bool) for value in times_ns):
+        os.utime(path, ns=times_ns)  # type: ignore[arg-type]
+    else:  # a journal written before times were kept to the nanosecond
+        os.utime(path, (entry.get("atime", entry["mtime"]), entry["mtime"]))
     fsync_folder(os.path.dirname(path))
     return "restored" if _holds(path, digest) else "restored, but its digest differs"
 

@@ -190,6 +190,39 @@ def test_names_with_line_separators_in_them_are_moved_and_restored(
     assert tree_state(root) == before
 
 
+@pytest.mark.parametrize("action", ["move", "delete"])
+def test_a_duplicate_whose_kept_copy_is_gone_is_left_alone(
+    archive, tmp_path: Path, action: str
+) -> None:
+    # The kept copy was moved away after the scan: moving its duplicates to the trash would
+    # leave no copy in the archive.
+    root, report = archive
+    os.rename(root / "2019" / "coffee.png", tmp_path / "coffee elsewhere.png")
+    before = tree_state(root)
+    options = ["--to", tmp_path / "trash"] if action == "move" else []
+    result = apply(report, action, *options, "--journal", tmp_path / "j.jsonl", "--yes")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("its kept copy") == 2 and "no longer exists" in result.output
+    after = tree_state(root)
+    assert after["2019/trip/coffee (1).png"] == before["2019/trip/coffee (1).png"]
+    assert after["2020/coffee.jpg"] == before["2020/coffee.jpg"]
+    assert "2020/astronaut copy.png" not in after  # its kept copy is there: acted on
+
+
+def test_undo_restores_modification_times_to_the_nanosecond(archive, tmp_path: Path) -> None:
+    root, report = archive
+    copy = root / "2020" / "astronaut copy.png"
+    os.utime(copy, ns=(1_700_000_000_123_456_789, 1_700_000_000_987_654_321))
+    data = json.loads(report.read_text())
+    data["groups"][0]["duplicates"][0]["mtime"] = copy.stat().st_mtime
+    report.write_text(json.dumps(data))
+    journal = tmp_path / "j.jsonl"
+    moved = apply(report, "move", "--to", tmp_path / "trash", "--journal", journal, "--yes")
+    assert moved.exit_code == 0, moved.output
+    assert runner.invoke(app, ["undo", str(journal)]).exit_code == 0
+    assert copy.stat().st_mtime_ns == 1_700_000_000_987_654_321
+
+
 def test_files_changed_since_the_report_are_skipped_and_left_alone(archive, tmp_path: Path) -> None:
     root, report = archive
     edited = root / "2020" / "astronaut copy.png"
