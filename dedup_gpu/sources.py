@@ -42,6 +42,7 @@ import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from stat import S_ISBLK, S_ISCHR, S_ISFIFO, S_ISREG, S_ISSOCK
 
 from . import storage
 from .csv_cells import read_text_cell
@@ -108,10 +109,22 @@ class SourceScan:
 
 
 def looks_like_image(path: str) -> bool:
-    """True when the file's first bytes match a known image signature."""
-    with open(path, "rb") as handle:
+    """True when the file's first bytes match a known image signature. Opened without blocking,
+    so a FIFO that took a file's place is not waited on."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as handle:
+        if not S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return False
         head = handle.read(32)
     return any(head[offset : offset + len(magic)] == magic for offset, magic in _SIGNATURES)
+
+
+def _kind(status: os.stat_result) -> str:
+    mode = status.st_mode
+    for test, name in ((S_ISFIFO, "a FIFO"), (S_ISSOCK, "a socket"), (S_ISCHR, "a device")):
+        if test(mode):
+            return name
+    return "a block device" if S_ISBLK(mode) else "not a file"
 
 
 def read_path_list(list_file: str) -> list[str]:
@@ -265,6 +278,11 @@ class _Walker:
         key = (stat.st_dev, stat.st_ino)
         if key in self._seen_files:
             self.scan.aliases_skipped += 1
+            return
+        if not S_ISREG(stat.st_mode):
+            # A FIFO, socket or device: opening a FIFO to read it waits for a writer forever.
+            if explicit or is_image_name(path):
+                self.scan.errors.append(FileError(path, f"not a regular file ({_kind(stat)})"))
             return
         if storage.container_kind(path) is not None:
             self._seen_files.add(key)

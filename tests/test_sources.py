@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,28 @@ def test_a_named_non_image_is_kept_for_decoding_to_report(tmp_path: Path, explic
     (tmp_path / "notes.txt").write_text("hello")
     target = str(tmp_path / "notes.txt") if explicit else str(tmp_path)
     assert names(discover([target])) == (["notes.txt"] if explicit else [])
+
+
+def test_a_fifo_in_the_tree_is_skipped_not_waited_on(tmp_path: Path) -> None:
+    # Opening a FIFO to read its first bytes waited for a writer forever, holding the scan (and
+    # a catalog's lock) hostage. Anything that is not a regular file is skipped before opening;
+    # one with an image's name is reported.
+    shutil.copyfile(skimage_photo("rocket.jpg"), tmp_path / "rocket.jpg")
+    os.mkfifo(tmp_path / "pipe")
+    os.mkfifo(tmp_path / "pipe.jpg")
+    code = (
+        "import sys; from dedup_gpu.sources import discover; "
+        "s = discover([sys.argv[1]]); "
+        "print(sorted(f.path for f in s.files)); "
+        "print(sorted((e.path, e.reason) for e in s.errors))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    files, errors = found.stdout.splitlines()
+    assert files == str([str(tmp_path / "rocket.jpg")])
+    assert errors == str([(str(tmp_path / "pipe.jpg"), "not a regular file (a FIFO)")])
