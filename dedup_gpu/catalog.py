@@ -132,6 +132,15 @@ class CatalogImages:
         return len(self.files)
 
 
+def _on_read_only_media(directory: Path) -> bool:
+    """Whether `directory` is on a file system mounted read-only (an archive mount, a read-only
+    share), where no process can write the catalog."""
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 class _Flock:
     """An advisory lock on a file; the kernel drops it when the process dies."""
 
@@ -160,6 +169,7 @@ class Catalog:
         self, directory: str | os.PathLike[str], *, write: bool = False, create: bool = False
     ):
         self.directory = Path(directory)
+        self.read_only_media = False
         self._writer: _Flock | None = None
         self._shard: int | None = None  # the shard this process appends to
         self._shard_rows = 0
@@ -183,15 +193,33 @@ class Catalog:
         if write:
             self._writer = self._take_writer_lock()
         try:
-            self.db = sqlite3.connect(database, isolation_level=None, timeout=30.0)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode: a killed process loses nothing committed; only a power cut can
-            # lose the last commits, and the shard fsync before each commit keeps those coherent.
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.read_only_media = _on_read_only_media(self.directory)
+            if write or not self.read_only_media:
+                self.db = sqlite3.connect(database, isolation_level=None, timeout=30.0)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                # NORMAL in WAL mode: a killed process loses nothing committed; only a power cut
+                # can lose the last commits, and the shard fsync before each commit keeps those
+                # coherent.
+                self.db.execute("PRAGMA synchronous=NORMAL")
+            else:
+                # A catalog on a read-only mount or share: no -wal or -shm file can be made, and
+                # no writer can change it, so SQLite may read it as an immutable file.
+                self.db = sqlite3.connect(
+                    f"{database.resolve().as_uri()}?immutable=1",
+                    uri=True,
+                    isolation_level=None,
+                )
             self.db.execute("PRAGMA foreign_keys=ON")
             if write:
                 self.db.executescript(_SCHEMA)
             self._check_format(created=write)
+        except sqlite3.OperationalError as error:
+            # Locked, unreadable or unwritable: the catalog may well be healthy.
+            self.close()
+            raise CatalogError(
+                f"cannot open catalog {self.directory}: {error}",
+                hint="check that you may read (and, to add, write) its folder and files",
+            ) from error
         except sqlite3.DatabaseError as error:
             self.close()
             raise CatalogError(f"catalog {self.directory} is damaged: {error}") from error
@@ -237,7 +265,11 @@ class Catalog:
 
     @contextmanager
     def reading(self) -> Iterator[None]:
-        """Hold off the deletion of shards and index files while they are being read."""
+        """Hold off the deletion of shards and index files while they are being read (on
+        read-only media nothing can delete them, and no lock file can be opened)."""
+        if self.read_only_media:
+            yield
+            return
         lock = _Flock(self.directory / READ_LOCK, shared=True, wait=True)
         try:
             yield

@@ -592,3 +592,41 @@ def test_many_small_additions_are_merged_and_deleted_rows_reclaimed(
     assert stored_rows == len(uploads)  # 512 float16 values a row: dead rows were reclaimed
     report = groups_from_catalog(catalog, device="cpu", workers=0).report
     assert report.counts["images_scanned"] == len(uploads) and report.groups == []
+
+
+@pytest.fixture
+def read_only_view(tmp_path: Path):
+    """A read-only bind mount of a folder (an archive mount, a read-only share); skips where
+    this machine may not mount."""
+    view = tmp_path / "read-only view"
+    view.mkdir()
+
+    def mount(folder: Path) -> Path:
+        made = subprocess.run(["mount", "--bind", str(folder), str(view)], capture_output=True)
+        if made.returncode != 0:
+            pytest.skip(f"cannot bind-mount here: {made.stderr.decode().strip()}")
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True)
+        return view
+
+    yield mount
+    subprocess.run(["umount", str(view)], capture_output=True)
+
+
+def test_a_catalog_on_read_only_media_is_read_not_called_damaged(
+    collection: Path, tmp_path: Path, read_only_view
+) -> None:
+    # groups and check on a read-only mount said "catalog ... is damaged: unable to open
+    # database file": SQLite could not make its -shm file, and the read lock could not be
+    # opened. Readers now read such a catalog as immutable; a writer is refused, clearly.
+    catalog = tmp_path / "catalog"
+    index(collection / "originals", catalog=catalog)
+    view = read_only_view(catalog)
+
+    grouped = runner.invoke(app, ["groups", "--catalog", str(view), "--quiet"])
+    assert grouped.exit_code == 0, grouped.output
+    upload = str(collection / "copies" / "coffee-again.png")
+    checked = runner.invoke(app, ["check", upload, "--catalog", str(view)])
+    assert checked.exit_code == 1 and "exact" in checked.output, checked.output
+    refused = runner.invoke(app, ["index", str(collection), "--catalog", str(view)])
+    assert refused.exit_code == 2 and "damaged" not in refused.output
+    assert "Read-only file system" in refused.output
