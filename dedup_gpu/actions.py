@@ -101,6 +101,9 @@ def plan_changes(
         [os.path.abspath(d.path) for d, _ in entries if storage.is_local(d.path)]
         + sorted(path for path in kept if storage.is_local(path))
     )
+    # Resolved to real files: a kept copy may be a symlink to a duplicate, or a duplicate a
+    # second name (hard link, symlink) for a kept copy. Removing it would remove the only bytes.
+    kept_files = {found for path in kept if (found := _file_id(path)) is not None}
     changes: list[Change] = []
     skipped: list[tuple[str, str]] = []
     seen: set[str] = set()
@@ -111,6 +114,8 @@ def plan_changes(
         reason = _not_local(duplicate.path, keep.path, action) or _refusal(
             duplicate, path, kept, seen, action
         )
+        if not reason and _file_id(path) in kept_files:
+            reason = "it is a kept copy under another name (a link to it, or it a link to it)"
         if reason:
             skipped.append((duplicate.path, reason))
             continue
@@ -233,6 +238,8 @@ def _changed_since_report(change: Change, keep_checked: dict[str, str], action: 
     reason = _differs(change.path, change.bytes, change.mtime, change.digest, "it")
     if reason:
         return reason
+    if _same_file(change.path, change.keep):
+        return "it is its kept copy under another name (a link to it, or it a link to it)"
     if storage.is_local(change.keep) and not os.path.exists(change.keep):
         # Moved or deleted since the report: this duplicate may now be the only copy here.
         return f"its kept copy {change.keep} no longer exists"
@@ -479,6 +486,17 @@ def _holds(path: str, digest: str) -> bool:
         return os.path.isfile(path) and content_digest(path) == digest
     except OSError:
         return False
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file `path` names, links followed; None when not a local file."""
+    if not storage.is_local(path):
+        return None
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino)
 
 
 def _same_file(a: str, b: str) -> bool:

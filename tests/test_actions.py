@@ -223,6 +223,33 @@ def test_undo_restores_modification_times_to_the_nanosecond(archive, tmp_path: P
     assert copy.stat().st_mtime_ns == 1_700_000_000_987_654_321
 
 
+@pytest.mark.parametrize("action", ["delete", "move", "symlink", "hardlink"])
+def test_a_kept_copy_that_is_a_link_to_its_duplicate_never_costs_the_real_file(
+    tmp_path: Path, action: str
+) -> None:
+    # Two index runs, one folder holding a symlink to a file in the other: the group kept the
+    # symlink and listed its target as an exact duplicate, and delete removed the only bytes
+    # (a symlink action would make the link point at itself).
+    real = tmp_path / "photos" / "astronaut.png"
+    real.parent.mkdir()
+    shutil.copyfile(skimage_photo("astronaut.png"), real)
+    link = tmp_path / "links" / "astronaut.png"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    second_name = tmp_path / "photos" / "astronaut (hard link).png"
+    os.link(real, second_name)
+    report = write_report(tmp_path / "report.json", [(link, [(real, True), (second_name, True)])])
+    digest = content_digest(str(real))
+    options = ["--to", tmp_path / "trash"] if action == "move" else []
+
+    result = apply(report, action, *options, "--journal", tmp_path / "j.jsonl", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.count("a kept copy under another name") == 2, result.output
+    assert not os.path.islink(real) and content_digest(str(real)) == digest
+    assert os.path.realpath(link) == str(real)
+
+
 def test_files_changed_since_the_report_are_skipped_and_left_alone(archive, tmp_path: Path) -> None:
     root, report = archive
     edited = root / "2020" / "astronaut copy.png"
