@@ -21,16 +21,18 @@ files no longer referenced are deleted only when no reader holds it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import sqlite3
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -142,7 +144,15 @@ def _on_read_only_media(directory: Path) -> bool:
 
 
 class _Flock:
-    """An advisory lock on a file; the kernel drops it when the process dies."""
+    """An advisory lock on a file; the kernel drops it when the process dies.
+
+    A forked child (a decoding worker) would share the lock through its copy of the descriptor
+    and, orphaned by a parent killed with -9, hold it for good: every later run was refused,
+    naming a dead pid. Each child closes its copies of the locks held (never unlocking them:
+    that would unlock the parent's too)."""
+
+    held: ClassVar[weakref.WeakSet[_Flock]] = weakref.WeakSet()
+    _fork_hook: ClassVar[bool] = False
 
     def __init__(self, path: Path, *, shared: bool, wait: bool):
         self.handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held until release)
@@ -152,6 +162,16 @@ class _Flock:
         except BlockingIOError:
             self.handle.close()
             raise
+        _Flock.held.add(self)
+        if not _Flock._fork_hook:
+            os.register_at_fork(after_in_child=_Flock._close_in_child)
+            _Flock._fork_hook = True
+
+    @staticmethod
+    def _close_in_child() -> None:
+        for lock in list(_Flock.held):
+            with contextlib.suppress(OSError, ValueError):
+                lock.handle.close()
 
     def release(self) -> None:
         if not self.handle.closed:

@@ -11,10 +11,13 @@ and pass its bytes on; device_decode.py decodes those in batches where the model
 
 from __future__ import annotations
 
+import functools
 import gc
 import io
 import logging
 import os
+import threading
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -352,9 +355,18 @@ def default_workers() -> int:
     return max(1, min(8, (os.cpu_count() or 1)))
 
 
-def _worker_init(_: int) -> None:
+def _worker_init(_: int, parent: int) -> None:
     # Each worker decodes one image at a time; extra intra-op threads only fight each other.
     torch.set_num_threads(1)
+    # A parent killed with -9 left its workers running for good (blocked handing over batches
+    # nobody reads). A watchdog ends this worker within a second of the parent's death.
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def iterate_batches(
@@ -388,7 +400,7 @@ def iterate_batches(
         num_workers=workers,
         collate_fn=collate,
         pin_memory=pin_memory,
-        worker_init_fn=_worker_init if workers > 0 else None,
+        worker_init_fn=functools.partial(_worker_init, parent=os.getpid()) if workers > 0 else None,
         prefetch_factor=4 if workers > 0 else None,
         persistent_workers=False,
     )

@@ -4,6 +4,7 @@ training set. Real photos, the real small SSCD model, the real CLI."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -283,6 +284,53 @@ def _committed(catalog: Path) -> int:
             return db.execute("SELECT COUNT(*) FROM files WHERE status = 'ok'").fetchone()[0]
     except sqlite3.OperationalError:
         return 0  # not created yet
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            if f"\nPPid:\t{pid}\n" in status.read_text():
+                found.append(int(status.parent.name))
+        except OSError:
+            continue  # ended meanwhile
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
+def test_kill_9_of_index_leaves_no_worker_behind_and_the_next_run_starts_at_once(
+    collection: Path, tmp_path: Path
+) -> None:
+    # The decoding workers of a killed index ran on for good (orphans of ~400 MB each) and
+    # shared its catalog lock: every later index was refused, naming a dead pid.
+    many = tmp_path / "many"
+    many.mkdir()
+    for number, source in enumerate(sorted((collection / "copies").iterdir()) * 4):
+        shutil.copyfile(source, many / f"{number:03d}{source.suffix}")
+    catalog = tmp_path / "catalog"
+    command = [sys.executable, "-m", "dedup_gpu", "index", str(many), "--catalog", str(catalog)]
+    command += ["-m", MODEL, "--device", "cpu", "--batch-size", "2", "--workers", "2", "-q"]
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    process = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while (_committed(catalog) < 2 or len(_children(process.pid)) < 2) and process.poll() is None:
+        assert time.monotonic() < deadline, "index made no progress"
+        time.sleep(0.05)
+    workers = _children(process.pid)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it was killed"
+
+    deadline = time.monotonic() + 5
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        if time.monotonic() > deadline:
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            pytest.fail(f"workers {workers} outlived their killed parent by 5 s")
+        time.sleep(0.1)
+    resumed = subprocess.run(command, env=environment, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
 
 
 @pytest.mark.slow
