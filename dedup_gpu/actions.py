@@ -464,14 +464,36 @@ class _Temporaries:
 
 
 def _remove_leftover_temporaries(temporaries: list[str], entry: dict[str, Any]) -> None:
-    """Remove what an apply killed mid-step left beside an entry's file: its `temporaries`,
-    made as a link to the kept copy or a copy of the entry's bytes but not yet renamed. Only one
-    that is provably ours (a symlink, the kept copy's inode, or the entry's digest) is removed;
-    anything else of that name is left alone."""
+    """Remove what an apply killed mid-step left beside an entry's file or its move target: its
+    `temporaries`, made as a link to the kept copy or a copy of the entry's bytes but not yet
+    renamed. Only one that is provably ours (a symlink, the kept copy's inode, the entry's
+    digest, or for a move the start of the entry's bytes: a copy across filesystems cut short)
+    is removed; anything else of that name is left alone."""
     for temp in temporaries:
-        if os.path.islink(temp) or _same_file(temp, entry["keep"]) or _holds(temp, entry["digest"]):
+        if (
+            os.path.islink(temp)
+            or _same_file(temp, entry["keep"])
+            or _holds(temp, entry["digest"])
+            or (entry["action"] == Action.move.value and _starts(entry["path"], temp))
+        ):
             with contextlib.suppress(OSError):
                 os.unlink(temp)
+
+
+def _starts(path: str, part: str) -> bool:
+    """Whether the regular file `part` holds the first bytes of the regular file `path`."""
+    try:
+        if not (os.path.isfile(path) and os.path.isfile(part)) or os.path.islink(part):
+            return False
+        if os.path.getsize(part) > os.path.getsize(path):
+            return False
+        with open(path, "rb") as whole, open(part, "rb") as start:
+            while chunk := start.read(1 << 20):
+                if whole.read(len(chunk)) != chunk:
+                    return False
+        return True
+    except OSError:
+        return False
 
 
 def _source_of(entry: dict[str, Any]) -> str | None:

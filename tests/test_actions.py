@@ -613,3 +613,41 @@ def test_no_output_option_overwrites_an_image_being_read(photo_dir: Path, tmp_pa
     refused = runner.invoke(app, ["groups", "--catalog", str(catalog), "--out", str(kept)])
     assert refused.exit_code == 2 and "one of the images read" in refused.output
     assert tree_state(photo_dir) == before
+
+
+def test_a_copy_cut_short_in_the_move_target_is_removed_by_undo(archive, tmp_path: Path) -> None:
+    # A move across filesystems copies to a temporary beside the target, then renames it. Killed
+    # mid-copy, apply left the partial copy in --to, and undo called the file "already in place"
+    # and left the partial copy there for good.
+    root, report = archive
+    before = tree_state(root)
+    trash, journal = tmp_path / "trash", tmp_path / "j.jsonl"
+    script = (
+        "import errno, os, signal, sys\n"
+        "from dedup_gpu import actions\n"
+        "from dedup_gpu.cli import app\n"
+        "def no_link(*_):\n"
+        "    raise OSError(errno.EXDEV, 'cross-device link')\n"
+        "def cut_short(source, temp, mode=None):\n"
+        "    with open(source, 'rb') as whole, open(temp, 'wb') as part:\n"
+        "        part.write(whole.read(1000))\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "os.link = no_link\n"
+        "actions._synced_copy = cut_short\n"
+        "app(sys.argv[1:])\n"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", script, "apply", str(report), "--action", "move", "--to",
+         str(trash), "--journal", str(journal), "--yes"],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+        capture_output=True,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    leftovers = [p for p in trash.rglob("*") if p.is_file()]
+    assert len(leftovers) == 1 and leftovers[0].name.endswith(".tmp")
+
+    undone = runner.invoke(app, ["undo", str(journal)])
+
+    assert undone.exit_code == 0, undone.output
+    assert not leftovers[0].exists()
+    assert tree_state(root) == before
