@@ -375,7 +375,7 @@ def undo_journal(journal: str) -> UndoResult:
         else:
             result.failed.append((path, state))
     try:
-        with open(journal, "a", encoding="utf-8") as handle:
+        with open(journal, "a", encoding="utf-8", errors="backslashreplace") as handle:
             _write_line(
                 handle,
                 {
@@ -568,7 +568,8 @@ class _Journal:
         cls, path: str, report: SavedReport, action: Action, to: str | None
     ) -> Iterator[_Journal]:
         try:
-            handle = open(path, "x", encoding="utf-8")  # noqa: SIM115 - held for the whole run
+            # A name that is not valid UTF-8 is written as JSON's escape of its surrogates.
+            handle = open(path, "x", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
         except FileExistsError as error:
             raise OutputError(
                 f"the journal {path} already exists", hint="give a new --journal path"

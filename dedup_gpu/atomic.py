@@ -53,10 +53,14 @@ def write_file(path: str, write: Callable[[str], None], *, durable: bool = True)
 
 
 def write_text(path: str, fill: Callable[[IO[str]], None]) -> None:
-    """`write_file` for text: `fill` writes UTF-8 to an open handle (no newline translation)."""
+    """`write_file` for text: `fill` writes UTF-8 to an open handle (no newline translation).
+
+    A file name that is not valid UTF-8 reaches Python with its bad bytes as lone surrogates
+    (`\udcff` for the byte 0xff); they are written as that escape, `\udcff`, which in JSON
+    reads back as the same name (and in a CSV cell is that text)."""
 
     def write(temporary: str) -> None:
-        with open(temporary, "w", encoding="utf-8", newline="") as out:
+        with open(temporary, "w", encoding="utf-8", errors="backslashreplace", newline="") as out:
             fill(out)
 
     write_file(path, write)

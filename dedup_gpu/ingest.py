@@ -69,6 +69,14 @@ class IndexRun:
         }
 
 
+def _is_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _under(path: str, roots: Sequence[str]) -> bool:
     """`path` is a root, under a root folder or prefix, or a member of a root container."""
     return any(
@@ -226,6 +234,14 @@ def _update(
     forget_missing: bool,
 ) -> None:
     found = discover(paths, from_list=from_list, image_column=image_column, name_column=name_column)
+    # SQLite stores text as UTF-8: a name with other bytes (surrogates here) cannot be a key.
+    storable = [file for file in found.files if _is_utf8(file.path)]
+    found.errors += [
+        FileError(file.path, "the name is not valid UTF-8, which a catalog cannot store; rename it")
+        for file in found.files
+        if not _is_utf8(file.path)
+    ]
+    found.files = storable
     if not forget_missing:
         refuse_unreadable_roots(
             unreadable_roots(found, paths),
@@ -258,7 +274,7 @@ def _update(
         path = storage.absolute(error.path)
         result.errors.append(FileError(path, error.reason))
         seen.add(path)
-        if path == listed_in:
+        if path == listed_in or not _is_utf8(path):
             continue  # the path list itself
         if os.path.isdir(path):
             unread_folders.append(path)  # its files stay as they were

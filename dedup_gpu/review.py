@@ -107,7 +107,7 @@ def write_review(
     paths = list(dict.fromkeys(_all_paths(report)))  # unique, in report order
     thumbnails, unreadable = _write_thumbnails(paths, thumbnails_dir, thumbnail_px)
     data = _page_data(report, thumbnails, dict(unreadable), f"{quote(stem)}_files/", page_size)
-    write_bytes(html_path, _html(data).encode("utf-8"))
+    write_bytes(html_path, _html(data).encode("utf-8", "backslashreplace"))
     return ReviewPage(
         html_path=html_path,
         thumbnails_dir=thumbnails_dir,

@@ -12,9 +12,10 @@ import re
 
 from rich.markup import escape
 
-# C0 and C1 controls, DEL, the line and paragraph separators, and the bidirectional controls.
+# C0 and C1 controls, DEL, the line and paragraph separators, the bidirectional controls, and
+# lone surrogates (a file name's bytes that are not UTF-8).
 _UNSHOWABLE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
 )
 
 

@@ -651,3 +651,33 @@ def test_a_copy_cut_short_in_the_move_target_is_removed_by_undo(archive, tmp_pat
     assert undone.exit_code == 0, undone.output
     assert not leftovers[0].exists()
     assert tree_state(root) == before
+
+
+def test_a_name_that_is_not_utf8_survives_scan_report_review_apply_and_undo(
+    photo_dir: Path, tmp_path: Path
+) -> None:
+    # One byte 0xff in one name discarded a finished scan: "cannot write report.json: 'utf-8'
+    # codec can't encode character '\udcff'", exit 2 after all the embedding.
+    odd = os.path.join(os.fsencode(photo_dir), b"chelsea \xff copy.png")
+    shutil.copyfile(photo_dir / "chelsea.png", odd)
+    report, table = tmp_path / "report.json", tmp_path / "report.csv"
+    before = tree_state(photo_dir)
+    scanned = runner.invoke(
+        app, ["scan", str(photo_dir), "--out", str(report), "--csv", str(table), "--device", "cpu"]
+    )
+    assert scanned.exit_code == 0, scanned.output
+    assert "chelsea \\udcff copy.png" in scanned.output  # shown as its escape
+    [group] = json.loads(report.read_text(encoding="utf-8"))["groups"]
+    [duplicate] = group["duplicates"]
+    assert os.fsencode(duplicate["path"]) == odd  # the JSON escape reads back as the bytes
+    assert "chelsea \\udcff copy.png" in table.read_text(encoding="utf-8")
+    reviewed = runner.invoke(app, ["review", str(report), "--html", str(tmp_path / "r.html")])
+    assert reviewed.exit_code == 0, reviewed.output
+
+    journal = tmp_path / "j.jsonl"
+    moved = apply(report, "move", "--to", tmp_path / "trash", "--journal", journal, "--yes")
+    assert moved.exit_code == 0, moved.output
+    assert not os.path.exists(odd)
+    undone = runner.invoke(app, ["undo", str(journal)])
+    assert undone.exit_code == 0 and "1 restored" in undone.output, undone.output
+    assert tree_state(photo_dir) == before

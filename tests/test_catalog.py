@@ -678,3 +678,16 @@ def test_a_catalog_on_read_only_media_is_read_not_called_damaged(
     refused = runner.invoke(app, ["index", str(collection), "--catalog", str(view)])
     assert refused.exit_code == 2 and "damaged" not in refused.output
     assert "Read-only file system" in refused.output
+
+
+def test_index_skips_a_name_that_is_not_utf8_with_a_reason(
+    collection: Path, tmp_path: Path
+) -> None:
+    # It was an internal error: SQLite stores text as UTF-8, and the whole run died.
+    odd = os.path.join(os.fsencode(collection / "originals"), b"rocket \xff.jpg")
+    shutil.copyfile(collection / "originals" / "rocket.jpg", odd)
+    run = index(collection / "originals", catalog=tmp_path / "catalog")
+    assert run.images == len(ORIGINALS)
+    assert [(os.fsencode(e.path), e.reason) for e in run.errors] == [
+        (odd, "the name is not valid UTF-8, which a catalog cannot store; rename it")
+    ]
