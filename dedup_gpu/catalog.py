@@ -408,6 +408,32 @@ class Catalog:
         rows = self.db.execute("SELECT path, id, size, mtime, status FROM files")
         return {path: KnownFile(id, size, mtime, status) for path, id, size, mtime, status in rows}
 
+    def unreadable_embeddings(self) -> set[str]:
+        """Paths whose stored embedding is gone: its shard deleted, or cut short below its
+        slot (a disk error, a careless cleanup). `index` embeds them again."""
+        if self.model is None:
+            return set()
+        row_bytes = 2 * self.embedding_dim  # float16
+        lost: set[str] = set()
+        rows = self.db.execute(
+            "SELECT shard, MAX(slot) FROM files WHERE status = 'ok' GROUP BY shard"
+        ).fetchall()
+        for shard, last_slot in rows:
+            path = self._shard_path(int(shard))
+            try:
+                slots = path.stat().st_size // row_bytes
+            except OSError:
+                slots = 0
+            if last_slot is not None and last_slot >= slots:
+                lost.update(
+                    found
+                    for (found,) in self.db.execute(
+                        "SELECT path FROM files WHERE status = 'ok' AND shard = ? AND slot >= ?",
+                        (shard, slots),
+                    )
+                )
+        return lost
+
     def counts(self) -> dict[str, int]:
         rows = dict(self.db.execute("SELECT status, COUNT(*) FROM files GROUP BY status"))
         return {"images": rows.get("ok", 0), "errors": rows.get("error", 0)}

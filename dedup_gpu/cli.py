@@ -476,11 +476,12 @@ def index_command(
         table = Table(title=f"catalog {catalog} ({run.model})", show_header=False)
         table.add_column(style="bold")
         table.add_column(justify="right")
-        embedded = run.added + run.changed - run.failed
+        embedded = run.added + run.changed + run.repaired - run.failed
         rate = embedded / run.seconds if run.seconds else 0.0
         for label, value in (
             ("new images", run.added),
             ("changed (embedded again)", run.changed),
+            *([("lost embeddings (embedded again)", run.repaired)] if run.repaired else []),
             ("deleted (forgotten)", run.forgotten),
             ("unchanged (not read)", run.unchanged),
             ("skipped with errors", run.failed),

@@ -45,6 +45,7 @@ class IndexRun:
     model: str
     added: int = 0  # paths not in the catalog before
     changed: int = 0  # size or modification time differed: embedded again
+    repaired: int = 0  # unchanged, but the stored embedding was lost (shard gone): embedded again
     forgotten: int = 0  # deleted from disk since the last run
     unchanged: int = 0
     failed: int = 0  # new or changed files that could not be used (see errors)
@@ -59,6 +60,7 @@ class IndexRun:
             "model": self.model,
             "added": self.added,
             "changed": self.changed,
+            "repaired": self.repaired,
             "forgotten": self.forgotten,
             "unchanged": self.unchanged,
             "failed": self.failed,
@@ -210,6 +212,7 @@ def _counts(result: IndexRun) -> dict[str, int]:
     return {
         "added": result.added,
         "changed": result.changed,
+        "repaired": result.repaired,
         "forgotten": result.forgotten,
         "unchanged": result.unchanged,
         "failed": result.failed,
@@ -253,6 +256,7 @@ def _update(
     if from_list is not None:
         roots += [storage.absolute(f.path) for f in found.files]  # listed files count as roots
     known = store.known_files()
+    lost = store.unreadable_embeddings()
 
     to_embed: list[ImageFile] = []
     for file in files:
@@ -261,6 +265,8 @@ def _update(
             result.added += 1
         elif before.size != file.size or before.mtime != file.mtime:
             result.changed += 1
+        elif file.path in lost:
+            result.repaired += 1  # its shard was deleted or cut short: embedded again
         else:
             result.unchanged += 1
             continue

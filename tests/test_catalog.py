@@ -691,3 +691,20 @@ def test_index_skips_a_name_that_is_not_utf8_with_a_reason(
     assert [(os.fsencode(e.path), e.reason) for e in run.errors] == [
         (odd, "the name is not valid UTF-8, which a catalog cannot store; rename it")
     ]
+
+
+def test_index_embeds_again_what_a_lost_or_cut_shard_held(collection: Path, tmp_path: Path) -> None:
+    # A shard deleted or truncated (a disk error, a careless cleanup): index said all was well
+    # and groups failed until the catalog was rebuilt by hand.
+    catalog = tmp_path / "catalog"
+    total = index(collection / "originals", catalog=catalog).images
+    before = membership(groups_from_catalog(catalog, device="cpu", workers=0).report)
+    [shard] = sorted((catalog / "embeddings").iterdir())
+    shard.unlink()
+
+    repaired = index(collection / "originals", catalog=catalog)
+
+    assert (repaired.repaired, repaired.added, repaired.changed) == (total, 0, 0)
+    assert membership(groups_from_catalog(catalog, device="cpu", workers=0).report) == before
+    again = index(collection / "originals", catalog=catalog)
+    assert (again.repaired, again.unchanged) == (0, total)
