@@ -133,8 +133,8 @@ def test_decode_workers_never_free_what_the_scan_process_left_behind(
 
     original_init = data._worker_init
 
-    def collecting_init(number: int) -> None:  # a worker whose collector runs at once
-        original_init(number)
+    def collecting_init(number: int, **options: int) -> None:  # its collector runs at once
+        original_init(number, **options)
         gc.collect()
 
     monkeypatch.setattr(data, "_worker_init", collecting_init)

@@ -30,6 +30,7 @@ from typer.testing import CliRunner
 from dedup_gpu import storage
 from dedup_gpu.actions import plan_changes
 from dedup_gpu.cli import app
+from dedup_gpu.errors import BadArgumentError
 from dedup_gpu.exact import content_digest
 from dedup_gpu.ingest import check_images, index_catalog
 from dedup_gpu.pipeline import open_encoder, scan
@@ -166,8 +167,15 @@ def test_an_s3_prefix_is_scanned_like_a_folder_and_groups_like_the_same_files_on
     upload(s3, mirror, "photos")
     prefix = f"s3://{BUCKET}/photos"
 
+    # A named object or bucket that is not there is a mistake to stop at, not an empty set.
+    for missing, reason in (
+        (f"{prefix}/gone.jpg", "no such object"),
+        ("s3://no-such-bucket/photos/", "no such bucket"),
+    ):
+        with pytest.raises(BadArgumentError, match=f"cannot read {missing}: {reason}"):
+            scan([f"{prefix}/", missing], encoder=encoder, workers=0)
     remote = scan(
-        [f"{prefix}/", f"{prefix}/gone.jpg", "s3://no-such-bucket/photos/"],
+        [f"{prefix}/"],
         encoder=encoder,
         workers=2,  # forked decoding workers read the objects themselves
     ).report
@@ -186,14 +194,8 @@ def test_an_s3_prefix_is_scanned_like_a_folder_and_groups_like_the_same_files_on
     assert remote.counts["images_scanned"] == len(PHOTOS) + 2
 
     errors = errors_by_path(remote)
-    assert set(errors) == {
-        f"{prefix}/broken.jpg",
-        f"{prefix}/gone.jpg",
-        "s3://no-such-bucket/photos/",
-    }
+    assert set(errors) == {f"{prefix}/broken.jpg"}
     assert errors[f"{prefix}/broken.jpg"] == errors_by_path(local)[str(mirror / "broken.jpg")]
-    assert "no such object" in errors[f"{prefix}/gone.jpg"]
-    assert "no such bucket" in errors["s3://no-such-bucket/photos/"]
 
     # The report keeps the URLs; acting on it changes nothing in the bucket.
     write_json(remote, str(tmp_path / "report.json"))
