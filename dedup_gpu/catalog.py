@@ -40,6 +40,7 @@ from . import __version__
 from .errors import CatalogBusyError, CatalogError, CatalogModelMismatchError
 from .index import SearchSettings, SimilarityIndex
 from .records import FileError, ImageFile, ImageInfo
+from .redact import redacted_urls
 
 FORMAT_VERSION = 1
 DATABASE = "catalog.db"
@@ -372,7 +373,7 @@ class Catalog:
             cursor = db.execute(
                 "INSERT INTO runs (kind, started, status, pid, arguments) "
                 "VALUES (?, ?, 'running', ?, ?)",
-                (kind, _now(), os.getpid(), json.dumps(arguments)),
+                (kind, _now(), os.getpid(), json.dumps(redacted_urls(arguments))),
             )
         return int(cursor.lastrowid or 0)
 

@@ -29,6 +29,7 @@ from .index import Pairs, SearchSettings, search_cross_pairs, search_pairs, uniq
 from .output_guard import refuse_overwriting_inputs
 from .progress import progress_bars
 from .records import ContentGroup, FileError, ImageFile, ImageInfo, Verdict, VerifyOutcome
+from .redact import carries_credentials
 from .report import RejectedPair, Report, count_summary
 from .sources import discover, unreadable_roots
 from .verify import THUMBNAIL_SIZE, Verifier, resolve_mode
@@ -504,6 +505,12 @@ def scan(
     )
     all_files = [*found.files, *(reference.files if reference else [])]
     refuse_overwriting_inputs(outputs, ((file.path, file.size) for file in all_files))
+    if any("://" in file.path and carries_credentials(file.path) for file in all_files):
+        logger.warning(
+            "some source URLs carry credentials (user:password@, a signature or token); they "
+            "are redacted in the report, CSV, review page and messages; prefer the environment "
+            "or fsspec's configuration"
+        )
     timings["discover"] = time.perf_counter() - tick
 
     tick = time.perf_counter()

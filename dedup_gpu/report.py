@@ -35,6 +35,7 @@ from .csv_cells import text_cell
 from .errors import ReportError
 from .group import Group, Member
 from .records import FileError, Verdict
+from .redact import redacted_urls
 from .terminal import shown
 
 # 2: verification verdicts on duplicates, "verification", "rejected_pairs"
@@ -167,7 +168,18 @@ def count_summary(
 
 
 def write_json(report: Report, path: str) -> None:
-    write_text(path, lambda out: json.dump(report.to_dict(), out, indent=2, ensure_ascii=False))
+    data = redacted_urls(report.to_dict())  # credentials in URLs are never written
+    write_text(path, lambda out: json.dump(data, out, indent=2, ensure_ascii=False))
+
+
+class _RedactingWriter:
+    """A csv writer whose rows have credentials in URLs redacted."""
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+
+    def writerow(self, row: Sequence[Any]) -> None:
+        self.writer.writerow(redacted_urls(list(row)))
 
 
 CSV_COLUMNS = ("group", "role", "path", "matched", "score", "exact", "width", "height", "bytes")
@@ -179,7 +191,7 @@ def write_csv(report: Report, path: str) -> None:
     `matched` the other image of the pair; sizes are not known there and are left empty)."""
 
     def write(out: Any) -> None:
-        writer = csv.writer(out)
+        writer = _RedactingWriter(csv.writer(out))
         writer.writerow(CSV_COLUMNS)
         for number, group in enumerate(report.groups, start=1):
             keep = group.keep

@@ -32,6 +32,7 @@ from urllib.parse import quote
 from .atomic import write_bytes
 from .errors import BadArgumentError, OutputError, first_line
 from .output_guard import refuse_overwriting_inputs
+from .redact import redacted_urls
 from .report import ReportedFile, SavedReport
 from .storage import StorageError, is_local, read_bytes
 
@@ -107,6 +108,7 @@ def write_review(
     paths = list(dict.fromkeys(_all_paths(report)))  # unique, in report order
     thumbnails, unreadable = _write_thumbnails(paths, thumbnails_dir, thumbnail_px)
     data = _page_data(report, thumbnails, dict(unreadable), f"{quote(stem)}_files/", page_size)
+    data = redacted_urls(data)  # credentials in URLs are never written into the page
     write_bytes(html_path, _html(data).encode("utf-8", "backslashreplace"))
     return ReviewPage(
         html_path=html_path,

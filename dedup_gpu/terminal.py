@@ -3,7 +3,8 @@
 A name holding ESC/CSI sequences could clear the screen, recolour or hide what follows, a
 newline could forge a line of output, a bidirectional override could reverse a name's visible
 end (`txt.exe` read backwards), and `[red]` would be read as rich markup. Each such character is
-written as an escape instead (`\\x1b`, `\\x0a`, `\\u202e`), and markup is escaped.
+written as an escape instead (`\\x1b`, `\\x0a`, `\\u202e`), markup is escaped, and credentials
+in URLs are hidden (redact.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import re
 
 from rich.markup import escape
+
+from .redact import redacted
 
 # C0 and C1 controls, DEL, the line and paragraph separators, the bidirectional controls, and
 # lone surrogates (a file name's bytes that are not UTF-8).
@@ -26,4 +29,4 @@ def _escaped(match: re.Match[str]) -> str:
 
 def shown(text: object) -> str:
     """`text` made safe to print through rich: unshowable characters escaped, markup too."""
-    return escape(_UNSHOWABLE.sub(_escaped, str(text)))
+    return escape(_UNSHOWABLE.sub(_escaped, redacted(str(text))))

@@ -608,6 +608,41 @@ def test_web_urls_in_a_path_list_are_downloaded_and_a_404_is_one_line(
     assert "no such object" in report.errors[0].reason
 
 
+def test_credentials_in_urls_are_redacted_in_the_report_csv_page_and_messages(
+    web: tuple[str, Path], photo_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Userinfo and signed query strings were written into the JSON, the CSV, the review page
+    # and error lines.
+    base, root = web
+    shutil.copyfile(photo_dir / "rocket.jpg", root / "rocket.jpg")
+    shutil.copyfile(photo_dir / "rocket.jpg", root / "rocket-mirror.jpg")
+    host = base.removeprefix("http://")
+    secrets = ("hunter2", "SIGNATURE123", "T0KEN")
+    listing = tmp_path / "urls.txt"
+    listing.write_text(
+        f"http://ada:hunter2@{host}/rocket.jpg\n"
+        f"{base}/rocket-mirror.jpg?X-Amz-Signature=SIGNATURE123&X-Amz-Expires=60\n"
+        f"{base}/gone.jpg?token=T0KEN\n"
+    )
+    report, table, page = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "r.html"
+    options = ["--model", "sscd-distilled-onnx", "--device", "cpu", "--workers", "0"]
+    scanned = runner.invoke(
+        app,
+        ["scan", "--from-list", str(listing), "--out", str(report), "--csv", str(table), *options],
+    )
+    assert scanned.exit_code == 0, scanned.output
+    reviewed = runner.invoke(app, ["review", str(report), "--html", str(page)])
+    assert reviewed.exit_code == 0, reviewed.output
+    for shown in (report.read_text(), table.read_text(), page.read_text(), scanned.output):
+        assert not any(secret in shown for secret in secrets)
+    [group] = json.loads(report.read_text())["groups"]
+    assert {group["keep"]["path"], group["duplicates"][0]["path"]} == {
+        f"http://***@{host}/rocket.jpg",
+        f"{base}/rocket-mirror.jpg?X-Amz-Signature=***&X-Amz-Expires=60",
+    }
+    assert "carry credentials" in caplog.text
+
+
 def test_a_local_file_whose_whole_name_exists_is_a_plain_file_even_with_a_hash(
     tmp_path: Path,
 ) -> None:
