@@ -461,7 +461,7 @@ def test_pictures_too_plain_to_tell_are_left_unverified_and_listed(tmp_path: Pat
             "scan",
             str(tmp_path),
             "--threshold",
-            "0.0",
+            "0.01",
             "-q",
             "-o",
             str(report_path),
