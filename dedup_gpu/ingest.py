@@ -281,7 +281,7 @@ def _update(
         result.errors.append(FileError(path, error.reason))
         seen.add(path)
         if path == listed_in or not _is_utf8(path):
-            continue  # the path list itself
+            continue  # the path list itself, or a name the catalog cannot store
         if os.path.isdir(path):
             unread_folders.append(path)  # its files stay as they were
             continue
