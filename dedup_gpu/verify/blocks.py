@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 
 from . import transforms
-from .overlays import outlined_text
 from .settings import BLOCK, CANVAS, VerifySettings
 from .thumbnails import Thumbnail
 
@@ -68,7 +67,7 @@ def text_on_canvas(image: Thumbnail, canvas_to_image: np.ndarray, canvas: int) -
     when it carries none."""
     import cv2
 
-    mask = image.derived("outlined_text", lambda: outlined_text(image.grey))
+    mask = image.outlined_text()
     if mask is None:
         return None
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP

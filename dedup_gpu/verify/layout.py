@@ -30,7 +30,6 @@ import numpy as np
 
 from ..records import VerifyOutcome
 from . import transforms
-from .overlays import outlined_text
 from .settings import VerifySettings
 from .thumbnails import Thumbnail
 
@@ -187,7 +186,7 @@ def _text(image: Thumbnail) -> np.ndarray | None:
     import cv2
 
     def make() -> np.ndarray | None:
-        mask = image.derived("outlined_text", lambda: outlined_text(image.grey))
+        mask = image.outlined_text()
         if mask is None:
             return None
         # The rendering shows the whole frame, the mask the trimmed thumbnail inside it.

@@ -25,6 +25,7 @@ from .documents import (
     shrunk_ink,
     text_height,
 )
+from .overlays import outlined_text
 from .packed import Packed
 from .settings import DOCUMENT_SIZE, MIN_DETECTION_SIZE, ORB_FEATURES, THUMBNAIL_SIZE
 
@@ -148,6 +149,10 @@ class Thumbnail:
         if name not in self._derived:
             self._derived[name] = make()
         return self._derived[name]
+
+    def outlined_text(self) -> np.ndarray | None:
+        """The mask of text drawn over the picture (overlays.py), computed once; None if none."""
+        return self.derived("outlined_text", lambda: outlined_text(self.grey))
 
     @staticmethod
     def _detection_image(grey: np.ndarray) -> tuple[np.ndarray, float]:
