@@ -23,16 +23,10 @@ from .encoders import default_model
 from .encoders.base import Encoder
 from .errors import BadArgumentError, CatalogError, DedupError
 from .index import Pairs, SearchSettings, find_pairs
-from .pipeline import (
-    default_threshold,
-    embedded_batches,
-    open_encoder,
-    refuse_unreadable_roots,
-    validate_options,
-)
+from .pipeline import default_threshold, embedded_batches, open_encoder, validate_options
 from .progress import progress_bars
 from .records import FileError, ImageFile, Verdict
-from .sources import discover, unreadable_roots
+from .sources import discover, refuse_unreadable_roots, unreadable_roots
 from .storage import StorageError
 from .verify import THUMBNAIL_SIZE, Verifier, resolve_mode
 
@@ -238,11 +232,13 @@ def _update(
 ) -> None:
     found = discover(paths, from_list=from_list, image_column=image_column, name_column=name_column)
     # SQLite stores text as UTF-8: a name with other bytes (surrogates here) cannot be a key.
-    storable = [file for file in found.files if _is_utf8(file.path)]
+    storable: list[ImageFile] = []
+    unstorable: list[ImageFile] = []
+    for file in found.files:
+        (storable if _is_utf8(file.path) else unstorable).append(file)
     found.errors += [
         FileError(file.path, "the name is not valid UTF-8, which a catalog cannot store; rename it")
-        for file in found.files
-        if not _is_utf8(file.path)
+        for file in unstorable
     ]
     found.files = storable
     if not forget_missing:

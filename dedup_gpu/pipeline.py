@@ -31,7 +31,7 @@ from .progress import progress_bars
 from .records import ContentGroup, FileError, ImageFile, ImageInfo, Verdict, VerifyOutcome
 from .redact import carries_credentials
 from .report import RejectedPair, Report, count_summary
-from .sources import discover, unreadable_roots
+from .sources import discover, refuse_unreadable_roots, unreadable_roots
 from .verify import THUMBNAIL_SIZE, Verifier, resolve_mode
 
 logger = logging.getLogger(__name__)
@@ -365,17 +365,6 @@ def open_encoders(
         for each in resolve_devices(devices)
     ]
     return [compile_encoder(each) for each in encoders] if compile_model else encoders
-
-
-def refuse_unreadable_roots(errors: Sequence[FileError], *, hint: str = "") -> None:
-    """Raise for the first root a run was given that could not be read at all."""
-    if not errors:
-        return
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    raise BadArgumentError(
-        f"cannot read {errors[0].path}: {errors[0].reason}{more}",
-        hint=hint or "check the spelling, and that the drive, share or bucket is there",
-    )
 
 
 def validate_options(

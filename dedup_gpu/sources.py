@@ -46,6 +46,7 @@ from stat import S_ISBLK, S_ISCHR, S_ISFIFO, S_ISREG, S_ISSOCK
 
 from . import storage
 from .csv_cells import read_text_cell
+from .errors import BadArgumentError
 from .lines import lines_of
 from .records import FileError, ImageFile
 from .storage import StorageError
@@ -526,6 +527,17 @@ def unreadable_roots(scan: SourceScan, roots: Sequence[str]) -> list[FileError]:
     as opposed to a bad file found under it."""
     named = set(roots)
     return [error for error in scan.errors if error.path in named]
+
+
+def refuse_unreadable_roots(errors: Sequence[FileError], *, hint: str = "") -> None:
+    """Raise for the first root a run was given that could not be read at all."""
+    if not errors:
+        return
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    raise BadArgumentError(
+        f"cannot read {errors[0].path}: {errors[0].reason}{more}",
+        hint=hint or "check the spelling, and that the drive, share or bucket is there",
+    )
 
 
 def _unique(items: Iterable[str]) -> list[str]:
