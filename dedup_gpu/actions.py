@@ -23,7 +23,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import IO, Any
@@ -34,6 +34,7 @@ from .errors import BadArgumentError, OutputError
 from .exact import content_digest
 from .lines import lines_of
 from .report import ReportedFile, SavedReport
+from .roots import has_parent_step, is_inside, outside_reason
 from .storage import StorageError
 
 JOURNAL_FORMAT = "dedup-gpu-journal"
@@ -84,11 +85,14 @@ def plan_changes(
     *,
     to: str | None = None,
     remove: frozenset[str] | None = None,
+    allow_outside_roots: bool = False,
 ) -> tuple[list[Change], list[tuple[str, str]]]:
     """The changes `apply` would make, and the duplicates it would skip with the reason.
 
     `remove` (from reviewer decisions) limits the changes to those duplicates; without it every
-    duplicate is planned. Nothing is read here but the report and the files' metadata.
+    duplicate is planned. A duplicate (or, for links, its kept copy) outside the report's
+    scanned roots is skipped unless `allow_outside_roots`; one whose path has a `..` step
+    always is. Nothing is read here but the report and the files' metadata.
     """
     action = _action(action)
     if action is Action.move and not to:
@@ -111,8 +115,10 @@ def plan_changes(
         path = storage.absolute(duplicate.path)
         if remove is not None and duplicate.path not in remove and path not in remove:
             continue
-        reason = _not_local(duplicate.path, keep.path, action) or _refusal(
-            duplicate, path, kept, seen, action
+        reason = (
+            _not_local(duplicate.path, keep.path, action)
+            or _outside(duplicate.path, keep.path, action, report.roots, allow_outside_roots)
+            or _refusal(duplicate, path, kept, seen, action)
         )
         if not reason and _file_id(path) in kept_files:
             reason = "it is a kept copy under another name (a link to it, or it a link to it)"
@@ -153,6 +159,18 @@ def _not_local(path: str, keep: str, action: Action) -> str:
     return ""
 
 
+def _outside(path: str, keep: str, action: Action, roots: Sequence[str] | None, allow: bool) -> str:
+    """Why a duplicate (or the kept copy a link would point at) is outside what may be touched."""
+    checked = [(path, "it")]
+    if action in (Action.hardlink, Action.symlink):
+        checked.append((keep, "its kept copy"))
+    for named, what in checked:
+        reason = outside_reason(named, roots, what)
+        if reason and (has_parent_step(named) or not allow):
+            return reason
+    return ""
+
+
 def _refusal(
     duplicate: ReportedFile, path: str, kept: set[str], seen: set[str], action: Action
 ) -> str:
@@ -178,15 +196,19 @@ def apply_report(
     remove: frozenset[str] | None = None,
     journal: str | None = None,
     yes: bool = False,
+    allow_outside_roots: bool = False,
 ) -> ApplyResult:
     """Apply `action` to the report's duplicates: a dry run (nothing changes) unless `yes`.
 
     Each duplicate is checked against the report just before it is changed (size, mtime and
     BLAKE2b digest; for links and deletes the kept copy too) and skipped when it differs. The
-    journal (default: beside the report) is created new, never overwritten.
+    journal (default: beside the report) is created new, never overwritten; it records the
+    folders apply acted under, outside which undo puts nothing back.
     """
     action = _action(action)
-    changes, skipped = plan_changes(report, action, to=to, remove=remove)
+    changes, skipped = plan_changes(
+        report, action, to=to, remove=remove, allow_outside_roots=allow_outside_roots
+    )
     result = ApplyResult(action.value, dry_run=not yes, journal=None, skipped=skipped)
     result.planned = changes
     if not yes:
@@ -194,7 +216,7 @@ def apply_report(
     journal = journal or default_journal_path(report.path)
     result.journal = journal
     keep_checked: dict[str, str] = {}
-    with _Journal.create(journal, report, action, to) as log:
+    with _Journal.create(journal, report, action, to, _acted_under(report, changes)) as log:
         for number, change in enumerate(changes):
             reason = _changed_since_report(change, keep_checked, action)
             try:
@@ -226,6 +248,18 @@ def apply_report(
             result.done.append(change)
         log.write({"type": "finished", "done": len(result.done), "skipped": len(result.skipped)})
     return result
+
+
+def _acted_under(report: SavedReport, changes: Sequence[Change]) -> list[str]:
+    """The report's local roots, and the folder of each change outside them (the user allowed
+    those with --allow-outside-roots): what undo may write to."""
+    roots = [root for root in report.roots or () if storage.is_local(root)]
+    for change in changes:
+        read_from = () if change.action == Action.move.value else (change.keep,)
+        for path in (change.path, *read_from):
+            if not is_inside(path, roots):
+                roots.append(os.path.dirname(path))
+    return roots
 
 
 def default_journal_path(report_path: str) -> str:
@@ -352,17 +386,23 @@ def _os_reason(error: OSError, change: Change) -> str:
 # Undo
 
 
-def undo_journal(journal: str) -> UndoResult:
+def undo_journal(journal: str, *, allow_outside_roots: bool = False) -> UndoResult:
     """Put back every file the journal records as changed (or about to be), byte for byte.
 
     Safe to run twice, and after a crash of apply or of undo itself: each file's state is
-    looked at before anything is done to it.
+    looked at before anything is done to it. The journal is untrusted input: an entry that is
+    malformed, has a `..` step, or (unless `allow_outside_roots`) lies outside the folders its
+    apply acted under (the header's roots, and --to for a move's copies) is not acted on.
     """
-    intents = _read_journal(journal)
+    header, intents = _read_journal(journal)
     result = UndoResult()
     temporaries = _Temporaries()
     for entry in reversed(intents):
-        path = entry["path"]
+        path = entry.get("path")
+        problem = _untrusted(entry, header, allow_outside_roots)
+        if problem:
+            result.failed.append((str(path), problem))
+            continue
         try:
             state = _restore(entry, temporaries)
         except OSError as error:
@@ -392,6 +432,30 @@ def undo_journal(journal: str) -> UndoResult:
             hint="undo can be run again safely",
         ) from error
     return result
+
+
+def _untrusted(entry: dict[str, Any], header: dict[str, Any], allow: bool) -> str:
+    """Why undo must not act on a journal entry, or ""."""
+    fields = {"path": str, "keep": str, "digest": str, "action": str, "exact": bool}
+    if not all(isinstance(entry.get(name), kind) for name, kind in fields.items()) or (
+        entry["action"] not in {action.value for action in Action}
+        or not isinstance(entry.get("target"), str | None)
+        or (entry["action"] == Action.move.value and not entry.get("target"))
+    ):
+        return "its journal entry is malformed; nothing done"
+    roots = header.get("roots")
+    roots = roots if isinstance(roots, list) and all(isinstance(r, str) for r in roots) else None
+    to = header.get("to")
+    checked = [(entry["path"], "it", roots)]
+    if entry["action"] == Action.move.value:
+        checked.append((entry["target"], "its moved copy", [to] if isinstance(to, str) else None))
+    else:
+        checked.append((entry["keep"], "its kept copy", roots))
+    for path, what, under in checked:
+        reason = outside_reason(path, under, what, kind="journal")
+        if reason and (has_parent_step(path) or not allow):
+            return reason
+    return ""
 
 
 def _restore(entry: dict[str, Any], temporaries: _Temporaries) -> str:
@@ -528,8 +592,8 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def _read_journal(journal: str) -> list[dict[str, Any]]:
-    """The journal's intent entries, after checking its header."""
+def _read_journal(journal: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The journal's header and its intent entries, after checking the header."""
     try:
         with open(journal, encoding="utf-8") as handle:
             lines = lines_of(handle.read())
@@ -546,14 +610,16 @@ def _read_journal(journal: str) -> list[dict[str, Any]]:
             if number == len(lines):
                 break  # a last line cut short by a crash: its change was never begun
             raise BadArgumentError(f"{journal} line {number} is not JSON") from None
-    if not entries or entries[0].get("format") != JOURNAL_FORMAT:
+    header = entries[0] if entries and isinstance(entries[0], dict) else {}
+    if header.get("format") != JOURNAL_FORMAT:
         raise BadArgumentError(
             f"{journal} is not a dedup-gpu apply journal",
             hint="give the .jsonl file apply wrote",
         )
-    if entries[0].get("version") != JOURNAL_VERSION:
-        raise BadArgumentError(f"{journal} is a version {entries[0].get('version')} journal")
-    return [entry for entry in entries if entry.get("type") == "intent"]
+    if header.get("version") != JOURNAL_VERSION:
+        raise BadArgumentError(f"{journal} is a version {header.get('version')} journal")
+    intents = [e for e in entries if isinstance(e, dict) and e.get("type") == "intent"]
+    return header, intents
 
 
 class _Journal:
@@ -565,7 +631,7 @@ class _Journal:
     @classmethod
     @contextlib.contextmanager
     def create(
-        cls, path: str, report: SavedReport, action: Action, to: str | None
+        cls, path: str, report: SavedReport, action: Action, to: str | None, roots: list[str]
     ) -> Iterator[_Journal]:
         try:
             # A name that is not valid UTF-8 is written as JSON's escape of its surrogates.
@@ -589,6 +655,7 @@ class _Journal:
                     "report_created": report.created,
                     "action": action.value,
                     "to": os.path.abspath(to) if to else None,
+                    "roots": [os.path.abspath(root) for root in roots],
                     "started": _now(),
                     "pid": os.getpid(),
                 }

@@ -403,6 +403,15 @@ class Catalog:
             for run, kind, started, finished, status, pid, arguments, counts in rows
         ]
 
+    def named_paths(self) -> list[str]:
+        """Every path an `index` or `check --add` run was given, in order, each once."""
+        named: dict[str, None] = {}
+        for run in self.runs():
+            paths = run["arguments"].get("paths") if isinstance(run["arguments"], dict) else None
+            if run["kind"] in ("index", "check") and isinstance(paths, list):
+                named.update((str(path), None) for path in paths)
+        return list(named)
+
     # -- files -------------------------------------------------------------------------------
 
     def known_files(self) -> dict[str, KnownFile]:

@@ -624,6 +624,14 @@ DecisionsOption = Annotated[
     str | None,
     typer.Option(help="Reviewer decisions exported from the review page: only what they remove."),
 ]
+AllowOutsideRootsOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-outside-roots",
+        help="Also act on paths outside the folders that were scanned (recorded in the report "
+        "and journal); a path with a '..' step inside it is refused even so.",
+    ),
+]
 
 
 @app.command("apply")
@@ -639,6 +647,7 @@ def apply_command(
         typer.Option(help="Journal to write (JSON lines); default: beside the report."),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Act; without it, a dry run.")] = False,
+    allow_outside_roots: AllowOutsideRootsOption = False,
     debug: DebugOption = False,
 ) -> None:
     """Move, link or delete the report's duplicates: a dry run unless --yes; undo with `undo`."""
@@ -650,12 +659,22 @@ def apply_command(
         decided = _read_decisions(decisions, report)
         remove = decided.remove if decided else None
         if action == Action.delete.value and yes and journal is None:
-            plan_changes(report, action, to=to, remove=remove)  # bad arguments first
+            plan_changes(  # bad arguments first
+                report, action, to=to, remove=remove, allow_outside_roots=allow_outside_roots
+            )
             raise BadArgumentError(
                 "--action delete needs --journal FILE as well as --yes",
                 hint="name the journal that records what was deleted (undo reads it)",
             )
-        result = apply_report(report, action, to=to, remove=remove, journal=journal, yes=yes)
+        result = apply_report(
+            report,
+            action,
+            to=to,
+            remove=remove,
+            journal=journal,
+            yes=yes,
+            allow_outside_roots=allow_outside_roots,
+        )
         verb = {"move": "move", "hardlink": "hard-link", "symlink": "symlink", "delete": "delete"}
         changes = result.planned if result.dry_run else result.done
         for change in changes:
@@ -673,7 +692,11 @@ def apply_command(
                 highlight=False,
                 soft_wrap=True,
             )
-        missing = [path for path, reason in result.skipped if reason == "it no longer exists"]
+        missing = [
+            path
+            for path, reason in result.skipped
+            if reason == "it no longer exists" or reason.startswith("it lies outside the folders")
+        ]
         relative = any(not os.path.isabs(group.keep.path) for group in report.groups)
         if missing and not changes and relative:
             err.print(
@@ -725,13 +748,14 @@ def _read_decisions(decisions: str | None, report):
 @app.command("undo")
 def undo_command(
     journal: Annotated[str, typer.Argument(help="The journal apply wrote.")],
+    allow_outside_roots: AllowOutsideRootsOption = False,
     debug: DebugOption = False,
 ) -> None:
     """Put back every file an apply changed, byte for byte, even after a crash mid-way."""
     from .actions import undo_journal
 
     with reported_errors(debug):
-        result = undo_journal(journal)
+        result = undo_journal(journal, allow_outside_roots=allow_outside_roots)
         for path in result.restored:
             out.print(f"restored {shown(path)}", highlight=False, soft_wrap=True)
         for path, reason in result.failed:

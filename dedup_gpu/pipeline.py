@@ -31,6 +31,7 @@ from .progress import progress_bars
 from .records import ContentGroup, FileError, ImageFile, ImageInfo, Verdict, VerifyOutcome
 from .redact import carries_credentials
 from .report import RejectedPair, Report, count_summary
+from .roots import covering_roots
 from .sources import discover, refuse_unreadable_roots, unreadable_roots
 from .verify import THUMBNAIL_SIZE, Verifier, resolve_mode
 
@@ -603,6 +604,7 @@ def scan(
         search=search_info,
         against=_against_info(against, reference_paths, embedded.contents),
         digests=_digests(embedded.contents),
+        roots=covering_roots([*paths, *(against or [])], (file.path for file in all_files)),
     )
     return ScanResult(
         report=report,
@@ -888,6 +890,10 @@ def groups_from_catalog(
             ((file.path, file.size) for _, found in sources for file in found.files),
         )
         contents, infos, origins = _contents_by_digest(sources)
+        roots = covering_roots(
+            [path for source, _ in sources for path in source.named_paths()],
+            (file.path for _, found in sources for file in found.files),
+        )
         embeddings = np.empty((len(contents), int(model["embedding_dim"])), dtype=np.float16)
         for number, (source, source_images) in enumerate(sources):
             rows = [i for i, origin in enumerate(origins) if origin[0] == number]
@@ -964,6 +970,7 @@ def groups_from_catalog(
         search=search_info,
         against=_against_info([str(against)], reference_paths, contents) if against else None,
         digests=_digests(contents),
+        roots=roots,
     )
     return ScanResult(
         report=report,

@@ -1,8 +1,8 @@
 """Stage 7: the versioned JSON report, its CSV twin, and the terminal summary.
 
-Schema (version 6), documented in README.md:
-{"version": 6, "tool": "dedup-gpu 0.1.0", "created": ISO-8601, "model": name,
- "model_info": {...}, "threshold": float, "keep_policy": str, "device": str,
+Schema (version 7), documented in README.md:
+{"version": 7, "tool": "dedup-gpu 0.1.0", "created": ISO-8601, "model": name,
+ "model_info": {...}, "threshold": float, "keep_policy": str, "device": str, "roots": [...],
  "counts": {...}, "groups": [{"keep": {path, width, height, bytes, mtime, digest},
  "duplicates": [{path, matched, score, exact, verification, width, height, bytes, mtime,
  digest}]}],
@@ -44,7 +44,8 @@ from .terminal import shown
 # 5: each file's "digest" (BLAKE2b-256 of its bytes), so actions can tell a file changed since
 # 6: "unverified_pairs" (candidates too plain to decide: listed, never grouped); each verdict's
 #    "outcome"; verification counts of candidates, rounds and pairs never tried
-REPORT_VERSION = 6
+# 7: "roots": the folders scanned (roots.py), outside which apply acts only when told to
+REPORT_VERSION = 7
 OLDEST_READABLE_VERSION = 3
 
 
@@ -77,6 +78,7 @@ class Report:
     # Cross-set reports: only copies between the scanned set and this reference set.
     against: dict[str, Any] | None = None
     digests: dict[str, str] = field(default_factory=dict)  # path -> BLAKE2b-256 of its bytes
+    roots: list[str] = field(default_factory=list)  # roots.covering_roots of what was read
     created: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
     )
@@ -91,6 +93,7 @@ class Report:
             "threshold": self.threshold,
             "keep_policy": self.keep_policy,
             "device": self.device,
+            "roots": self.roots,
             "counts": self.counts,
             "groups": [
                 {
@@ -379,6 +382,7 @@ class SavedReport:
     errors: tuple[FileError, ...]
     raw: dict[str, Any]
     unverified: tuple[ReportedPair, ...] = ()  # reports of version 6 and later
+    roots: tuple[str, ...] | None = None  # reports of version 7 and later
 
     def kept_paths(self) -> set[str]:
         return {group.keep.path for group in self.groups}
@@ -442,9 +446,14 @@ def read_report(path: str) -> SavedReport:
             )
             for item in data.get("unverified_pairs", [])
         )
+        roots = data.get("roots")
+        if roots is not None and not (
+            isinstance(roots, list) and all(isinstance(root, str) for root in roots)
+        ):
+            raise TypeError("'roots' is not a list of paths")
     except (KeyError, TypeError, ValueError) as error:
         raise ReportError(
-            f"{path} has a malformed group or error entry ({type(error).__name__}: {error})",
+            f"{path} has a malformed entry ({type(error).__name__}: {error})",
             hint="make the report again; do not edit it by hand",
         ) from error
     return SavedReport(
@@ -457,6 +466,7 @@ def read_report(path: str) -> SavedReport:
         errors=errors,
         raw=data,
         unverified=unverified,
+        roots=tuple(roots) if roots is not None else None,
     )
 
 

@@ -59,13 +59,24 @@ def entry(path: Path, *, score: float = 1.0, exact: bool = True, matched: str = 
     }
 
 
-def write_report(path: Path, groups: list[tuple[Path, list[tuple[Path, bool]]]]) -> Path:
-    """A version 5 report: (kept copy, [(duplicate, is byte-identical)]) per group."""
+def write_report(
+    path: Path,
+    groups: list[tuple[Path, list[tuple[Path, bool]]]],
+    roots: list[Path] | None = None,
+) -> Path:
+    """A report as scan writes it: (kept copy, [(duplicate, is byte-identical)]) per group;
+    its scanned roots are `roots`, by default the folder holding every file named."""
+    files = [
+        str(file) for keep, duplicates in groups for file in (keep, *(d for d, _ in duplicates))
+    ]
+    if roots is None:
+        roots = [Path(os.path.commonpath([os.path.dirname(file) for file in files]))]
     data = {
-        "version": 5,
+        "version": 7,
         "created": "2026-11-22T10:00:00+00:00",
         "model": "sscd-onnx",
         "threshold": 0.5,
+        "roots": [str(root) for root in roots],
         "groups": [
             {
                 "keep": {k: v for k, v in entry(keep).items() if k in KEPT_FIELDS},
@@ -681,3 +692,119 @@ def test_a_name_that_is_not_utf8_survives_scan_report_review_apply_and_undo(
     undone = runner.invoke(app, ["undo", str(journal)])
     assert undone.exit_code == 0 and "1 restored" in undone.output, undone.output
     assert tree_state(photo_dir) == before
+
+
+def test_apply_and_undo_act_only_inside_the_folders_that_were_scanned(
+    photo_dir: Path, tmp_path: Path
+) -> None:
+    # A report is a file anyone can edit. An entry naming a file outside the scanned folder (or
+    # climbing out with '..') with the right digest was deleted; a journal entry was restored
+    # wherever it said. The report now records the scanned roots, the journal the folders apply
+    # acted under, and both refuse the rest unless told --allow-outside-roots.
+    shutil.copyfile(photo_dir / "chelsea.png", photo_dir / "chelsea (copy).png")
+    report = tmp_path / "report.json"
+    scanned = runner.invoke(
+        app, ["scan", str(photo_dir), "--out", str(report), "--device", "cpu", "--quiet"]
+    )
+    assert scanned.exit_code == 0, scanned.output
+    data = json.loads(report.read_text())
+    assert data["roots"] == [str(photo_dir)]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    only_copy, climbing = elsewhere / "rocket.jpg", elsewhere / "rocket again.jpg"
+    for planted in (only_copy, climbing):
+        shutil.copyfile(photo_dir / "rocket.jpg", planted)
+    sneaked_in = [
+        entry(only_copy, matched=str(photo_dir / "rocket.jpg")),
+        {**entry(climbing), "path": f"{photo_dir}/../elsewhere/{climbing.name}"},
+    ]
+    data["groups"].append(
+        {
+            "keep": {k: v for k, v in entry(photo_dir / "rocket.jpg").items() if k in KEPT_FIELDS},
+            "duplicates": sneaked_in,
+        }
+    )
+    report.write_text(json.dumps(data))
+    before = tree_state(photo_dir)
+
+    journal = tmp_path / "deleted.jsonl"
+    deleted = apply(report, "delete", "--journal", journal, "--yes")
+
+    assert deleted.exit_code == 0, deleted.output
+    assert "1 file(s) changed" in deleted.output
+    assert "lies outside the folders that were scanned" in deleted.output
+    assert "--allow-outside-roots" in deleted.output
+    assert "'..' step inside its path" in deleted.output
+    assert only_copy.exists() and climbing.exists()
+    assert not (photo_dir / "chelsea (copy).png").exists()
+
+    # The journal names where its apply acted; an entry edited to point elsewhere is refused.
+    lines = journal.read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    [intent] = [e for e in entries if e.get("type") == "intent"]
+    planted_path = elsewhere / "planted.png"
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_text(
+        "\n".join(
+            json.dumps({**e, "path": str(planted_path)} if e is intent else e) for e in entries
+        )
+        + "\n"
+    )
+    refused = runner.invoke(app, ["undo", str(tampered)])
+    assert refused.exit_code == 1, refused.output
+    assert "outside the folders its apply acted under" in refused.output
+    assert not planted_path.exists()
+
+    undone = runner.invoke(app, ["undo", str(journal)])
+    assert undone.exit_code == 0 and "1 restored" in undone.output, undone.output
+    assert tree_state(photo_dir) == before
+
+    # Told to, apply acts outside the roots too, but never on a path that climbs with '..'.
+    journal = tmp_path / "outside.jsonl"
+    allowed = apply(report, "delete", "--journal", journal, "--yes", "--allow-outside-roots")
+    assert allowed.exit_code == 0, allowed.output
+    assert not only_copy.exists() and climbing.exists()
+    assert "'..' step inside its path" in allowed.output
+    undone = runner.invoke(app, ["undo", str(journal)])
+    assert undone.exit_code == 0 and "2 restored" in undone.output, undone.output
+    assert only_copy.exists() and tree_state(photo_dir) == before
+
+
+def test_a_report_without_recorded_roots_is_acted_on_only_when_told(archive, tmp_path) -> None:
+    root, report = archive
+    data = json.loads(report.read_text())
+    del data["roots"]
+    data["version"] = 6  # as dedup-gpu wrote reports before it recorded the scanned roots
+    report.write_text(json.dumps(data))
+    before = tree_state(root)
+
+    refused = apply(report, "move", "--to", tmp_path / "trash", "--yes")
+
+    assert refused.exit_code == 0, refused.output
+    assert "0 file(s) changed" in refused.output and "records no folders" in refused.output
+    assert tree_state(root) == before
+    allowed = apply(report, "move", "--to", tmp_path / "trash", "--yes", "--allow-outside-roots")
+    assert "3 file(s) changed" in allowed.output, allowed.output
+
+
+def test_a_malformed_journal_entry_is_refused_and_the_rest_undone(archive, tmp_path) -> None:
+    root, report = archive
+    before = tree_state(root)
+    journal = tmp_path / "moved.jsonl"
+    assert apply(report, "move", "--to", tmp_path / "trash", "--journal", journal, "--yes")
+    entries = [json.loads(line) for line in journal.read_text().splitlines()]
+    intents = [e for e in entries if e.get("type") == "intent"]
+    left_out = intents[0].pop("path")  # undo died on it with an internal error
+    intents[1]["digest"], intents[1]["target"] = 12, None
+    journal.write_text("\n".join(json.dumps(e) for e in entries) + "\n")
+
+    undone = runner.invoke(app, ["undo", str(journal)])
+
+    assert undone.exit_code == 1, undone.output
+    assert "1 restored" in undone.output and "malformed" in undone.output
+    restored = {
+        k: v
+        for k, v in before.items()
+        if not (left_out.endswith(k) or intents[1]["path"].endswith(k))
+    }
+    assert tree_state(root) == restored

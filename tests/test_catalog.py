@@ -219,7 +219,8 @@ def test_cli_index_then_groups_writes_the_scan_report_format(
     )
     assert grouped.exit_code == 0, grouped.output
     report = json.loads(out.read_text())
-    assert report["version"] == 6 and report["model"] == MODEL
+    assert report["version"] == 7 and report["model"] == MODEL
+    assert report["roots"] == [str(collection)]  # what the index runs read
     assert report["search"]["kind"] == "exact" and report["against"] is None
     assert len(report["groups"]) == len(ORIGINALS)
     assert all(os.path.isabs(g["keep"]["path"]) for g in report["groups"])

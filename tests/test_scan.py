@@ -81,7 +81,7 @@ def test_cli_reports_bad_files_and_exact_copies_and_exits_zero(
 
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["version"] == 6
+    assert report["version"] == 7
     assert report["model"] == "sscd-onnx"
     assert set(report) >= {"version", "model", "threshold", "counts", "groups", "errors"}
     errors = {os.path.basename(e["path"]): e["reason"] for e in report["errors"]}
