@@ -490,14 +490,25 @@ def _restore(entry: dict[str, Any], temporaries: _Temporaries) -> str:
         if os.path.lexists(path) and not (os.path.islink(path) or _same_file(path, source)):
             return f"{path} exists with other content; left as it is"
         mode = entry.get("mode", 0o644)
-        _replace_with(path, lambda temp: _synced_copy(source, temp, mode))
+
+        def copy_back(temp: str) -> None:
+            _synced_copy(source, temp, mode)
+            # Its own times before it is renamed into place: killed after the rename, undo left
+            # the kept copy's mtime on it, and the next undo found it "in place".
+            _set_recorded_times(temp, entry)
+
+        _replace_with(path, copy_back)
+    _set_recorded_times(path, entry)
+    fsync_folder(os.path.dirname(path))
+    return "restored" if _holds(path, digest) else "restored, but its digest differs"
+
+
+def _set_recorded_times(path: str, entry: dict[str, Any]) -> None:
     times_ns = (entry.get("atime_ns"), entry.get("mtime_ns"))
     if all(isinstance(value, int) and not isinstance(value, bool) for value in times_ns):
         os.utime(path, ns=times_ns)  # type: ignore[arg-type]
     else:  # a journal written before times were kept to the nanosecond
         os.utime(path, (entry.get("atime", entry["mtime"]), entry["mtime"]))
-    fsync_folder(os.path.dirname(path))
-    return "restored" if _holds(path, digest) else "restored, but its digest differs"
 
 
 # `_temp_name`'s names: the name of the file a temporary stands beside is group `name`.
@@ -530,15 +541,20 @@ class _Temporaries:
 def _remove_leftover_temporaries(temporaries: list[str], entry: dict[str, Any]) -> None:
     """Remove what an apply killed mid-step left beside an entry's file or its move target: its
     `temporaries`, made as a link to the kept copy or a copy of the entry's bytes but not yet
-    renamed. Only one that is provably ours (a symlink, the kept copy's inode, the entry's
-    digest, or for a move the start of the entry's bytes: a copy across filesystems cut short)
-    is removed; anything else of that name is left alone."""
+    renamed, or an undo killed mid-copy left beside the file it was putting back. Only one that
+    is provably ours (a symlink, the kept copy's inode, the entry's digest, or the start of the
+    bytes a copy was made from: for a move the file or its moved copy, for an exact copy its
+    kept copy) is removed; anything else of that name is left alone."""
+    if entry["action"] == Action.move.value:
+        copied_from = [entry["path"], entry["target"]]  # apply's copy into --to; undo's back
+    else:
+        copied_from = [entry["keep"]] if entry["exact"] else []  # undo's copy from the kept copy
     for temp in temporaries:
         if (
             os.path.islink(temp)
             or _same_file(temp, entry["keep"])
             or _holds(temp, entry["digest"])
-            or (entry["action"] == Action.move.value and _starts(entry["path"], temp))
+            or any(_starts(source, temp) for source in copied_from)
         ):
             with contextlib.suppress(OSError):
                 os.unlink(temp)
