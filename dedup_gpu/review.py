@@ -35,6 +35,7 @@ from .output_guard import refuse_overwriting_inputs
 from .redact import redacted_urls
 from .report import ReportedFile, SavedReport
 from .storage import StorageError, is_local, read_bytes
+from .terminal import escaped
 
 DECISIONS_FORMAT = "dedup-gpu-decisions"
 DECISIONS_VERSION = 1
@@ -285,19 +286,41 @@ def _verification_text(verification: dict[str, Any] | None) -> str | None:
     return f"{verdict} ({method})" + (f": {reason}" if reason else "")
 
 
+def _shown_name(path: str) -> dict[str, str]:
+    """ "d": the name as the page shows it, where that differs from the name itself ("p", which
+    the decisions file must give back as it is): a control, separator or bidirectional
+    character, or a byte that is not UTF-8, as its escape (`\\x0d`, `\\u202e`, `\\udcff`), as
+    on the terminal."""
+    display = escaped(path)
+    return {"d": display} if display != path else {}
+
+
+def _file_link(path: str) -> str:
+    """ "file": the page makes a local file's file:// link from its name (short, for the common
+    case); for a name that is not UTF-8, the whole link. Its bad bytes are lone surrogates, which
+    the page's encodeURIComponent refuses (it threw, and no group was drawn at all), so they are
+    percent-encoded here, as the bytes the file system holds."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file://" + quote(os.fsencode(path))
+    return "file"
+
+
 def _file_data(
     item: ReportedFile, thumbnails: dict[str, str], unreadable: dict[str, str]
 ) -> dict[str, Any]:
     # Short keys: a 10,000-group report carries some 30,000 of these.
     entry: dict[str, Any] = {"p": item.path, "b": item.bytes, "w": item.width, "h": item.height}
+    entry.update(_shown_name(item.path))
     if item.path.startswith(("http://", "https://")):
         entry["o"] = item.path  # the original opens in the browser as it is
     elif is_local(item.path) and os.path.isabs(item.path):
-        entry["o"] = "file"  # the page makes the file:// link
+        entry["o"] = _file_link(item.path)
     if item.path in thumbnails:
         entry["t"] = thumbnails[item.path]
     else:
-        entry["e"] = unreadable.get(item.path, "no preview")
+        entry["e"] = escaped(unreadable.get(item.path, "no preview"))
     if not item.keep:
         entry["s"] = round(item.score, 4)
         if item.exact:
@@ -309,15 +332,15 @@ def _file_data(
 
 
 def _pair_file(path: str, thumbnails: dict[str, str], unreadable: dict[str, str]) -> dict:
-    entry: dict[str, Any] = {"p": path}
+    entry: dict[str, Any] = {"p": path, **_shown_name(path)}
     if path.startswith(("http://", "https://")):
         entry["o"] = path
     elif is_local(path) and os.path.isabs(path):
-        entry["o"] = "file"
+        entry["o"] = _file_link(path)
     if path in thumbnails:
         entry["t"] = thumbnails[path]
     else:
-        entry["e"] = unreadable.get(path, "no preview")
+        entry["e"] = escaped(unreadable.get(path, "no preview"))
     return entry
 
 
@@ -567,13 +590,13 @@ _SCRIPT = r"""
     const url = originalUrl(file);
     const caption = el("figcaption", "path");
     if (url) {
-      const link = el("a", null, file.p);
+      const link = el("a", null, file.d || file.p);
       link.setAttribute("href", url);
       link.setAttribute("target", "_blank");
       link.setAttribute("rel", "noopener");
       caption.appendChild(link);
     } else {
-      caption.textContent = file.p;
+      caption.textContent = file.d || file.p;
     }
     figure.appendChild(caption);
     return figure;
@@ -593,13 +616,13 @@ _SCRIPT = r"""
     const url = originalUrl(file);
     const caption = el("figcaption", "path");
     if (url) {
-      const link = el("a", null, file.p);
+      const link = el("a", null, file.d || file.p);
       link.setAttribute("href", url);
       link.setAttribute("target", "_blank");
       link.setAttribute("rel", "noopener");
       caption.appendChild(link);
     } else {
-      caption.textContent = file.p;
+      caption.textContent = file.d || file.p;
     }
     figure.appendChild(caption);
     return figure;

@@ -27,6 +27,12 @@ def _escaped(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+def escaped(text: str) -> str:
+    """`text` with each unshowable character written as its escape (the review page shows names
+    so too: there a bidirectional override would reverse a name as well)."""
+    return _UNSHOWABLE.sub(_escaped, text)
+
+
 def shown(text: object) -> str:
     """`text` made safe to print through rich: unshowable characters escaped, markup too."""
-    return escape(_UNSHOWABLE.sub(_escaped, redacted(str(text))))
+    return escape(escaped(redacted(str(text))))
