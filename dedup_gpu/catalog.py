@@ -7,7 +7,8 @@ A catalog is a folder:
   model and preprocessing the embeddings come from, the format version).
 - `embeddings/shard-NNNNNN.f16`: raw float16 rows, appended a batch at a time; memory-mapped
   to read. Each run appends to a shard of its own, so rows written by a run that was killed are
-  simply never referenced.
+  simply never referenced. `shards` records each one's row count and the BLAKE2b digest of
+  those rows, so a shard deleted, cut short or overwritten is found (`health()`).
 - `index-NNNNNN.faiss`: the FAISS index over every stored embedding, keyed by file id, rewritten
   at the end of a run; `meta` names the current one and the catalog generation it covers.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import sqlite3
@@ -37,7 +39,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import __version__
-from .errors import CatalogBusyError, CatalogError, CatalogModelMismatchError
+from .errors import (
+    CatalogBusyError,
+    CatalogDamagedError,
+    CatalogError,
+    CatalogModelMismatchError,
+)
 from .index import SearchSettings, SimilarityIndex
 from .records import FileError, ImageFile, ImageInfo
 from .redact import redacted_urls
@@ -55,7 +62,7 @@ SMALL_SHARD_ROWS = 65536
 # A saved IVF index is retrained once the catalog outgrows the sample it was trained on by this.
 RETRAIN_GROWTH = 4
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
@@ -70,7 +77,8 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS shards (
     id INTEGER PRIMARY KEY,
     run INTEGER NOT NULL,
-    rows INTEGER NOT NULL DEFAULT 0
+    rows INTEGER NOT NULL DEFAULT 0,
+    digest TEXT
 );
 CREATE TABLE IF NOT EXISTS files (
     id INTEGER PRIMARY KEY,
@@ -120,6 +128,37 @@ class StoredImage:
     thumbnail: bytes | None
 
 
+@dataclass(frozen=True)
+class ShardProblem:
+    """A shard whose stored rows cannot all be read back as written."""
+
+    shard: int
+    path: str
+    problem: str  # one line: "missing", "cut short: ...", "its bytes changed: ..."
+    files: int  # images whose embedding it held
+
+
+@dataclass(frozen=True)
+class CatalogHealth:
+    """What `health()` found: an empty `problems` list means nothing is wrong."""
+
+    database: list[str]  # SQLite's quick_check findings; empty when it is sound
+    shards: list[ShardProblem]
+    unchecked_shards: int  # shards written before digests were recorded: sizes checked only
+    index_missing: bool  # the saved search index that `meta` names is gone (rebuilt on use)
+
+    @property
+    def problems(self) -> list[str]:
+        found = [f"database: {line}" for line in self.database]
+        found += [
+            f"{problem.path}: {problem.problem} ({problem.files} embedding(s) lost)"
+            for problem in self.shards
+        ]
+        if self.index_missing:
+            found.append("the saved search index is missing (it is rebuilt on the next run)")
+        return found
+
+
 @dataclass
 class CatalogImages:
     """Every image with an embedding, in id order: row i of `embeddings()` is `files[i]`."""
@@ -133,6 +172,18 @@ class CatalogImages:
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def without(self, paths: set[str]) -> CatalogImages:
+        """These images less those at `paths` (e.g. whose stored embedding is lost)."""
+        keep = [row for row, file in enumerate(self.files) if file.path not in paths]
+        return CatalogImages(
+            ids=self.ids[keep],
+            files=[self.files[row] for row in keep],
+            digests=[self.digests[row] for row in keep],
+            infos=[self.infos[row] for row in keep],
+            shards=self.shards[keep],
+            slots=self.slots[keep],
+        )
 
 
 def _on_read_only_media(directory: Path) -> bool:
@@ -180,6 +231,26 @@ class _Flock:
             self.handle.close()
 
 
+def take_writer_lock(directory: Path) -> _Flock:
+    """The catalog's single-writer lock (release() it), or CatalogBusyError naming the holder."""
+    path = directory / WRITE_LOCK
+    try:
+        lock = _Flock(path, shared=False, wait=False)
+    except BlockingIOError:
+        holder = path.read_text(encoding="utf-8", errors="replace").strip() or "another process"
+        raise CatalogBusyError(
+            f"catalog {directory} is being written by {holder}; a second writer is refused",
+            hint="wait for that run to finish, or use another --catalog",
+        ) from None
+    except OSError as error:
+        raise CatalogError(f"cannot lock catalog {directory}: {error.strerror}") from error
+    lock.handle.seek(0)
+    lock.handle.truncate()
+    lock.handle.write(f"dedup-gpu pid {os.getpid()} since {_now()}\n")
+    lock.handle.flush()
+    return lock
+
+
 class Catalog:
     """A catalog folder opened for reading, or for writing by this process alone.
 
@@ -194,6 +265,7 @@ class Catalog:
         self._writer: _Flock | None = None
         self._shard: int | None = None  # the shard this process appends to
         self._shard_rows = 0
+        self._shard_digest = hashlib.blake2b(digest_size=16)  # of the rows appended so far
         database = self.directory / DATABASE
         if not database.exists():
             if not create:
@@ -232,7 +304,10 @@ class Catalog:
                 )
             self.db.execute("PRAGMA foreign_keys=ON")
             if write:
-                self.db.executescript(_SCHEMA)
+                self.db.executescript(SCHEMA)
+                columns = {row[1] for row in self.db.execute("PRAGMA table_info(shards)")}
+                if "digest" not in columns:  # a catalog made before shard digests
+                    self.db.execute("ALTER TABLE shards ADD COLUMN digest TEXT")
             self._check_format(created=write)
         except sqlite3.OperationalError as error:
             # Locked, unreadable or unwritable: the catalog may well be healthy.
@@ -243,7 +318,9 @@ class Catalog:
             ) from error
         except sqlite3.DatabaseError as error:
             self.close()
-            raise CatalogError(f"catalog {self.directory} is damaged: {error}") from error
+            raise CatalogDamagedError(
+                f"catalog {self.directory} is damaged: {error}", hint=repair_hint(self.directory)
+            ) from error
         except BaseException:
             self.close()
             raise
@@ -266,23 +343,7 @@ class Catalog:
             self._writer = None
 
     def _take_writer_lock(self) -> _Flock:
-        path = self.directory / WRITE_LOCK
-        try:
-            lock = _Flock(path, shared=False, wait=False)
-        except BlockingIOError:
-            holder = path.read_text(encoding="utf-8", errors="replace").strip() or "another process"
-            raise CatalogBusyError(
-                f"catalog {self.directory} is being written by {holder}; "
-                "a second writer is refused",
-                hint="wait for that run to finish, or use another --catalog",
-            ) from None
-        except OSError as error:
-            raise CatalogError(f"cannot lock catalog {self.directory}: {error.strerror}") from error
-        lock.handle.seek(0)
-        lock.handle.truncate()
-        lock.handle.write(f"dedup-gpu pid {os.getpid()} since {_now()}\n")
-        lock.handle.flush()
-        return lock
+        return take_writer_lock(self.directory)
 
     @contextmanager
     def reading(self) -> Iterator[None]:
@@ -418,31 +479,99 @@ class Catalog:
         rows = self.db.execute("SELECT path, id, size, mtime, status FROM files")
         return {path: KnownFile(id, size, mtime, status) for path, id, size, mtime, status in rows}
 
-    def unreadable_embeddings(self) -> set[str]:
-        """Paths whose stored embedding is gone: its shard deleted, or cut short below its
-        slot (a disk error, a careless cleanup). `index` embeds them again."""
-        if self.model is None:
-            return set()
-        row_bytes = 2 * self.embedding_dim  # float16
+    def unreadable_embeddings(self, *, check_digests: bool = False) -> set[str]:
+        """Paths whose stored embedding is gone: its shard deleted, cut short below its slot (a
+        disk error, a careless cleanup) or, with `check_digests`, its bytes changed (every
+        file of that shard then counts). `index` embeds them again; `groups` skips them."""
         lost: set[str] = set()
-        rows = self.db.execute(
+        for shard, slots, _ in self._shard_damage(check_digests=check_digests):
+            lost.update(
+                found
+                for (found,) in self.db.execute(
+                    "SELECT path FROM files WHERE status = 'ok' AND shard = ? AND slot >= ?",
+                    (shard, slots),
+                )
+            )
+        return lost
+
+    def health(self) -> CatalogHealth:
+        """Check the database (SQLite's quick_check), each shard's length and digest, and the
+        saved index: what `dedup-gpu catalog verify` shows."""
+        database = self.quick_check()
+        problems: list[ShardProblem] = []
+        for shard, slots, problem in self._shard_damage(check_digests=True):
+            (files,) = self.db.execute(
+                "SELECT COUNT(*) FROM files WHERE status = 'ok' AND shard = ? AND slot >= ?",
+                (shard, slots),
+            ).fetchone()
+            problems.append(ShardProblem(shard, str(self._shard_path(shard)), problem, files))
+        unchecked = 0
+        if self._has_shard_digests():
+            (unchecked,) = self.db.execute(
+                "SELECT COUNT(*) FROM shards WHERE digest IS NULL AND rows > 0"
+            ).fetchone()
+        else:
+            (unchecked,) = self.db.execute("SELECT COUNT(*) FROM shards").fetchone()
+        state = self.index_state
+        index_missing = bool(state) and not (self.directory / str(state.get("file"))).exists()
+        return CatalogHealth(database, problems, int(unchecked), index_missing)
+
+    def quick_check(self) -> list[str]:
+        """SQLite's `PRAGMA quick_check` findings: empty when the database is sound."""
+        try:
+            found = [str(row[0]) for row in self.db.execute("PRAGMA quick_check(20)")]
+        except sqlite3.DatabaseError as error:
+            return [str(error)]
+        return (
+            []
+            if found == ["ok"]
+            else [
+                line
+                for item in found
+                for line in item.splitlines()
+                if not line.startswith("*** in database")  # a heading, not a finding
+            ]
+        )
+
+    def _has_shard_digests(self) -> bool:
+        return "digest" in {row[1] for row in self.db.execute("PRAGMA table_info(shards)")}
+
+    def _shard_damage(self, *, check_digests: bool) -> list[tuple[int, int, str]]:
+        """(shard, first unreadable slot, why) for each shard that cannot give back every row
+        the files refer to."""
+        if self.model is None:
+            return []
+        row_bytes = 2 * self.embedding_dim  # float16
+        digests = self._has_shard_digests()
+        recorded = {
+            int(shard): (int(rows), digest)
+            for shard, rows, digest in self.db.execute(
+                "SELECT id, rows, digest FROM shards"
+                if digests
+                else "SELECT id, rows, NULL FROM shards"
+            )
+        }
+        damaged: list[tuple[int, int, str]] = []
+        used = self.db.execute(
             "SELECT shard, MAX(slot) FROM files WHERE status = 'ok' GROUP BY shard"
         ).fetchall()
-        for shard, last_slot in rows:
+        for shard, last_slot in used:
+            if shard is None or last_slot is None:
+                continue
             path = self._shard_path(int(shard))
             try:
                 slots = path.stat().st_size // row_bytes
             except OSError:
-                slots = 0
-            if last_slot is not None and last_slot >= slots:
-                lost.update(
-                    found
-                    for (found,) in self.db.execute(
-                        "SELECT path FROM files WHERE status = 'ok' AND shard = ? AND slot >= ?",
-                        (shard, slots),
-                    )
-                )
-        return lost
+                damaged.append((int(shard), 0, "missing"))
+                continue
+            rows, digest = recorded.get(int(shard), (0, None))
+            if last_slot >= slots:
+                reason = f"cut short: {slots} of {last_slot + 1} rows left"
+                damaged.append((int(shard), slots, reason))
+            elif check_digests and digest and _digest_of_rows(path, rows * row_bytes) != digest:
+                reason = "its bytes changed since they were written (digest differs)"
+                damaged.append((int(shard), 0, reason))
+        return damaged
 
     def counts(self) -> dict[str, int]:
         rows = dict(self.db.execute("SELECT status, COUNT(*) FROM files GROUP BY status"))
@@ -477,8 +606,8 @@ class Catalog:
                         (cursor.lastrowid, image.thumbnail),
                     )
             db.execute(
-                "UPDATE shards SET rows = ? WHERE id = ?",
-                (first_slot + len(images), self._shard),
+                "UPDATE shards SET rows = ?, digest = ? WHERE id = ?",
+                (first_slot + len(images), self._shard_digest.hexdigest(), self._shard),
             )
             self._bump_generation()
 
@@ -588,14 +717,17 @@ class Catalog:
                 cursor = db.execute("INSERT INTO shards (run) VALUES (?)", (run,))
             self._shard = int(cursor.lastrowid or 0)
             self._shard_rows = 0
+            self._shard_digest = hashlib.blake2b(digest_size=16)
         rows = np.ascontiguousarray(embeddings, dtype=np.float16)
         path = self._shard_path(self._shard)
+        data = rows.tobytes()
         with open(path, "ab") as handle:
             # A write that failed half-way earlier in this process must not shift the slots.
             handle.truncate(self._shard_rows * rows.shape[1] * 2)
-            handle.write(rows.tobytes())
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        self._shard_digest.update(data)  # only once the rows are on disk
         first = self._shard_rows
         self._shard_rows += rows.shape[0]
         return first
@@ -648,7 +780,7 @@ class Catalog:
         chosen = mostly_dead | (small if len(stats) > MAX_SHARDS else set())
         if len(chosen) < 2 and not mostly_dead:
             return False
-        images = self.images()
+        images = self.images().without(self.unreadable_embeddings())  # lost rows stay lost
         rows = np.flatnonzero(np.isin(images.shards, list(chosen)))
         run = int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM runs").fetchone()[0])
         self._shard = None
@@ -666,7 +798,10 @@ class Catalog:
                 ],
             )
             if self._shard is not None:
-                db.execute("UPDATE shards SET rows = ? WHERE id = ?", (len(slots), self._shard))
+                db.execute(
+                    "UPDATE shards SET rows = ?, digest = ? WHERE id = ?",
+                    (len(slots), self._shard_digest.hexdigest(), self._shard),
+                )
             db.executemany("DELETE FROM shards WHERE id = ?", [(shard,) for shard in chosen])
         return True
 
@@ -784,6 +919,25 @@ class Catalog:
         return index
 
 
+def repair_hint(directory: str | os.PathLike[str]) -> str:
+    return (
+        f"dedup-gpu catalog repair --catalog {directory} keeps what can be read and embeds "
+        "the rest again"
+    )
+
+
+def refuse_damaged(store: Catalog) -> None:
+    """Raise CatalogDamagedError when SQLite's quick_check finds the database damaged: a
+    writer must not build on it (rows it cannot read would be forgotten or duplicated)."""
+    found = store.quick_check()
+    if found:
+        more = f" (and {len(found) - 1} more findings)" if len(found) > 1 else ""
+        raise CatalogDamagedError(
+            f"catalog {store.directory} is damaged: {found[0]}{more}",
+            hint=repair_hint(store.directory),
+        )
+
+
 def ensure_same_model(recorded: dict[str, Any], identity: dict[str, Any], where: str) -> None:
     """Raise CatalogModelMismatchError naming what differs between two model identities."""
     differences = [
@@ -814,6 +968,19 @@ def model_identity(spec: Any, weights_sha256: str | None) -> dict[str, Any]:
         "std": list(spec.std) if spec.std else None,
         "resize": "whole frame, bilinear, EXIF-oriented",
     }
+
+
+def _digest_of_rows(path: Path, length: int) -> str:
+    """BLAKE2b (as `_append_rows` keeps it) of the first `length` bytes of a shard."""
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, "rb") as handle:
+            while length > 0 and (chunk := handle.read(min(length, 1 << 22))):
+                digest.update(chunk)
+                length -= len(chunk)
+    except OSError as error:
+        return f"unreadable: {error}"
+    return digest.hexdigest()
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

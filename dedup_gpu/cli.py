@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +46,19 @@ def reported_errors(debug: bool) -> Iterator[None]:
         if error.hint:
             err.print(f"[bold]hint:[/] {shown(error.hint)}", highlight=False)
         err.print("(rerun with --debug for the full traceback)", style="dim")
+        raise typer.Exit(2) from None
+    except sqlite3.DatabaseError as error:
+        # A catalog read after it was opened: a locked or unreadable file is not a damaged one.
+        if debug:
+            raise
+        damaged = type(error) is sqlite3.DatabaseError  # "database disk image is malformed"
+        what = "a catalog is damaged" if damaged else "a catalog could not be read"
+        err.print(f"[bold red]error:[/] {what}: {shown(error)}", highlight=False)
+        err.print(
+            "[bold]hint:[/] dedup-gpu catalog verify --catalog DIR says what is wrong"
+            + ("; dedup-gpu catalog repair --catalog DIR mends it" if damaged else ""),
+            highlight=False,
+        )
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         err.print("interrupted; no report was written")
@@ -494,6 +508,150 @@ def index_command(
         table.add_row("search index", search)
         table.add_row("time", f"{run.seconds:.1f} s ({rate:,.1f} images/s embedded)")
         out.print(table)
+
+
+catalog_app = typer.Typer(
+    help="Look after a catalog: verify that nothing is lost, repair what is.",
+    no_args_is_help=True,
+)
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("verify")
+def catalog_verify_command(
+    catalog: CatalogOption,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Check the database, every shard's length and digest and the saved index; change nothing.
+
+    Exit 0 when all is well, 1 when something is wrong (each finding on a line).
+
+    Example: dedup-gpu catalog verify --catalog ~/photos.catalog
+    """
+    from .catalog_repair import verify_catalog
+
+    with reported_errors(debug):
+        health = verify_catalog(catalog)
+        problems = health.problems
+        if as_json:
+            out.print_json(
+                json.dumps(
+                    {
+                        "catalog": str(catalog),
+                        "healthy": not problems,
+                        "problems": problems,
+                        "unchecked_shards": health.unchecked_shards,
+                    }
+                )
+            )
+        else:
+            for problem in problems:
+                out.print(f"[red]problem[/] {shown(problem)}", highlight=False, soft_wrap=True)
+            if health.unchecked_shards:
+                out.print(
+                    f"{health.unchecked_shards} shard(s) from before digests were recorded: "
+                    "their lengths were checked, not their bytes",
+                    highlight=False,
+                )
+            if problems:
+                out.print(
+                    f"catalog {shown(str(catalog))}: {len(problems)} problem(s); mend with: "
+                    f"dedup-gpu catalog repair --catalog {shown(str(catalog))}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            else:
+                out.print(f"catalog {shown(str(catalog))}: healthy", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+
+
+@catalog_app.command("repair")
+def catalog_repair_command(
+    catalog: CatalogOption,
+    weights: WeightsOption = None,
+    device: DeviceOption = "auto",
+    batch_size: BatchSizeOption = 64,
+    workers: WorkersOption = None,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Rebuild a damaged database from what can be read, and embed lost embeddings again.
+
+    The damaged database is kept beside the new one (catalog.db.damaged-TIME). Exit 1 when some
+    lost image could not be read again (named, left for a later repair).
+
+    Example: dedup-gpu catalog repair --catalog ~/photos.catalog
+    """
+    from .catalog_repair import repair_catalog
+
+    with reported_errors(debug):
+        repair = repair_catalog(
+            catalog,
+            device=device,
+            weights=weights,
+            batch_size=batch_size,
+            workers=workers,
+            progress=not quiet,
+        )
+        if repair.salvage is not None:
+            salvage = repair.salvage
+            kept = ", ".join(f"{n:,} {table}" for table, n in salvage.kept.items()) or "nothing"
+            out.print(
+                f"the database was damaged: rebuilt from the rows that could be read ({kept}); "
+                f"the damaged file is kept as {shown(salvage.damaged_copy)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            whole = salvage.unreadable_tables
+            lost = {t: n for t, n in salvage.lost.items() if n and t not in whole}
+            if lost or whole:
+                files_lost = "files" in lost or "files" in whole
+                out.print(
+                    "[yellow]could not be read:[/] "
+                    + ", ".join(
+                        [f"up to {n:,} {table} row(s)" for table, n in lost.items()]
+                        + [f"all of {table}" for table in whole]
+                    )
+                    + (
+                        "; the images whose rows were lost are added back by the next index "
+                        "of their folders"
+                        if files_lost
+                        else ""
+                    ),
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            if salvage.model_lost:
+                out.print(
+                    "[yellow]the model record was lost[/]: no embedding can be trusted; "
+                    f"index your folders again into {shown(str(catalog))}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+        if repair.run is not None:
+            for error in repair.run.errors[:10]:
+                out.print(
+                    f"[yellow]skipped[/] {shown(error.path)}: {shown(error.reason)}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+        for error in repair.unreadable:
+            out.print(
+                f"[red]still lost[/] {shown(error.path)}: {shown(error.reason)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        embedded = (repair.run.repaired - repair.run.failed) if repair.run else 0
+        out.print(
+            f"catalog {shown(str(catalog))}: {repair.lost} lost embedding(s), {embedded} "
+            f"embedded again, {len(repair.unreadable)} still lost ({repair.seconds:.1f} s)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if repair.unreadable:
+        raise typer.Exit(1)
 
 
 @app.command("groups")

@@ -59,6 +59,10 @@ class CatalogBusyError(CatalogError):
     """Another process is writing to the catalog; a second writer is refused, never interleaved."""
 
 
+class CatalogDamagedError(CatalogError):
+    """The catalog's database fails SQLite's checks: `dedup-gpu catalog repair` salvages it."""
+
+
 class CatalogModelMismatchError(CatalogError):
     """The catalog's embeddings come from another model or preprocessing than this run's."""
 

@@ -342,7 +342,7 @@ class _CandidateLists:
         Where no such centre is left untried (the centre turned it down), its likeliest untried
         member of a larger group: a copy of it may challenge the centre (see `_challenge`).
         One check per such centre a round, LAST_CHANCES rounds at most."""
-        centres = np.asarray(centre)
+        centres = np.asarray(centre, dtype=np.int64)  # int even when empty
         rows = np.arange(self.count)
         size = np.bincount(centres, minlength=self.count)
         seeking = (centres == rows) & (self.chances < LAST_CHANCES)

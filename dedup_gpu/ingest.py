@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import storage
-from .catalog import Catalog, StoredImage, model_identity
+from .catalog import Catalog, StoredImage, model_identity, refuse_damaged
 from .data import DEFAULT_MAX_PIXELS
 from .device import gpu_number
 from .encoders import default_model
@@ -112,7 +112,7 @@ def _stat_error_path(path: str) -> tuple[int, float] | None:
     return found.size, found.mtime
 
 
-def _open_catalog_encoder(
+def open_catalog_encoder(
     store: Catalog,
     model: str | None,
     device: str,
@@ -161,7 +161,8 @@ def index_catalog(
     if not paths and not from_list:
         raise BadArgumentError("no images given", hint="dedup-gpu index FOLDER --catalog DIR")
     with Catalog(catalog, write=True, create=True) as store:
-        encoder = _open_catalog_encoder(store, model, device, weights, progress, encoder)
+        refuse_damaged(store)
+        encoder = open_catalog_encoder(store, model, device, weights, progress, encoder)
         run_id = store.begin_run(
             "index",
             {"paths": [storage.absolute(p) for p in paths], "from_list": from_list},
@@ -184,7 +185,9 @@ def index_catalog(
                 name_column=name_column,
                 forget_missing=forget_missing,
             )
-            images = store.images()
+            # A lost embedding outside this run's paths stays lost (groups names it) until
+            # `catalog repair` or an index of its folder embeds it again.
+            images = store.images().without(store.unreadable_embeddings())
             result.images = len(images)
             if len(images):
                 result.search = store.search_index(
@@ -252,7 +255,7 @@ def _update(
     if from_list is not None:
         roots += [storage.absolute(f.path) for f in found.files]  # listed files count as roots
     known = store.known_files()
-    lost = store.unreadable_embeddings()
+    lost = store.unreadable_embeddings(check_digests=True)
 
     to_embed: list[ImageFile] = []
     for file in files:
@@ -315,7 +318,35 @@ def _update(
                 )
             )
     result.forgotten = store.forget(gone)
+    embed_into(
+        store,
+        run_id,
+        result,
+        to_embed,
+        encoder=encoder,
+        batch_size=batch_size,
+        workers=workers,
+        max_pixels=max_pixels,
+        thumbnails=thumbnails,
+        progress=progress,
+    )
 
+
+def embed_into(
+    store: Catalog,
+    run_id: int,
+    result: IndexRun,
+    to_embed: Sequence[ImageFile],
+    *,
+    encoder: Encoder,
+    batch_size: int,
+    workers: int | None,
+    max_pixels: int,
+    thumbnails: bool,
+    progress: bool,
+) -> None:
+    """Embed `to_embed` and store each batch as it comes (a kill loses at most the batch in
+    flight); a file that cannot be used is stored as an error, with its reason."""
     with progress_bars(progress and bool(to_embed)) as bars:
         task = bars.add_task(f"embedding with {encoder.spec.name}", total=len(to_embed))
         for batch in embedded_batches(
@@ -427,7 +458,7 @@ def check_images(
                 f"catalog {catalog} holds no images yet",
                 hint=f"add some with: dedup-gpu index FOLDER --catalog {catalog}",
             )
-        encoder = _open_catalog_encoder(store, model, device, weights, progress, encoder)
+        encoder = open_catalog_encoder(store, model, device, weights, progress, encoder)
         threshold = default_threshold(encoder.spec, verifying) if threshold is None else threshold
         found = discover(paths, image_column=image_column, name_column=name_column)
         files = _absolute(found.files)

@@ -833,6 +833,23 @@ def _contents_by_digest(
     return contents, [info_of[d] for d in members], [first[d] for d in members]
 
 
+def _usable_images(store: Catalog) -> tuple[CatalogImages, list[FileError]]:
+    """The catalog's images whose embedding can be read, and an error for each other file: its
+    own recorded error, or a lost embedding (a shard deleted, cut short or overwritten: the
+    digests cost one more read of the rows, which are all read next anyway)."""
+    lost = store.unreadable_embeddings(check_digests=True)
+    images = store.images()
+    errors = store.errors() + [
+        FileError(
+            path,
+            "its stored embedding is lost (its shard is missing, cut short or overwritten); "
+            f"dedup-gpu catalog repair --catalog {store.directory} embeds it again",
+        )
+        for path in sorted(lost)
+    ]
+    return (images.without(lost) if lost else images), errors
+
+
 def groups_from_catalog(
     catalog: str | os.PathLike[str],
     *,
@@ -871,9 +888,8 @@ def groups_from_catalog(
         spec = get_spec(model["name"])
         threshold = default_threshold(spec, verifying) if threshold is None else threshold
         tick = time.perf_counter()
-        images = store.images()
+        images, errors = _usable_images(store)
         sources: list[tuple[Catalog, CatalogImages]] = [(store, images)]
-        errors = store.errors()
         reference_paths = None
         if against is not None:
             other = stack.enter_context(Catalog(against))
@@ -881,10 +897,10 @@ def groups_from_catalog(
             if other.model is None:
                 raise CatalogError(f"catalog {against} holds no images yet")
             ensure_same_model(other.model, model, str(against))
-            reference = other.images()
+            reference, reference_errors = _usable_images(other)
             sources.append((other, reference))
             reference_paths = {file.path for file in reference.files}
-            errors += other.errors()
+            errors += reference_errors
         refuse_overwriting_inputs(
             outputs,
             ((file.path, file.size) for _, found in sources for file in found.files),
@@ -917,7 +933,18 @@ def groups_from_catalog(
             content_of[images.ids] = [row_of_digest[d] for d in images.digests]
             representatives = images.ids[[origin[1] for origin in origins]]
             found = index.pairs_above(threshold, queries=embeddings, query_ids=representatives)
-            pairs = unique_pairs(content_of[found.left], content_of[found.right], found.score)
+            # The saved index may hold files left out here (their stored embedding is lost).
+            known = np.zeros(len(content_of), dtype=bool)
+            known[images.ids] = True
+            kept = np.flatnonzero(
+                (found.left < len(known))
+                & (found.right < len(known))
+                & known[np.minimum(found.left, len(known) - 1)]
+                & known[np.minimum(found.right, len(known) - 1)]
+            )
+            pairs = unique_pairs(
+                content_of[found.left[kept]], content_of[found.right[kept]], found.score[kept]
+            )
             search_info = index.describe()
         else:
             pairs, search_info = cross_pairs(

@@ -709,3 +709,118 @@ def test_index_embeds_again_what_a_lost_or_cut_shard_held(collection: Path, tmp_
     assert membership(groups_from_catalog(catalog, device="cpu", workers=0).report) == before
     again = index(collection / "originals", catalog=catalog)
     assert (again.repaired, again.unchanged) == (0, total)
+
+
+def _damage_page(database: Path, page: int) -> None:
+    """Overwrite one 4 KiB page of an SQLite file with garbage, as a bad sector or a stray
+    write would."""
+    with open(database, "r+b") as handle:
+        handle.seek((page - 1) * 4096)
+        handle.write(b"\x5a" * 4096)
+
+
+def _damaged_table_page(catalog: Path, table: str) -> int:
+    with contextlib.closing(sqlite3.connect(catalog / "catalog.db")) as db:
+        return int(
+            db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+        )
+
+
+@pytest.mark.parametrize("table", ["files", "runs", "thumbnails"])
+def test_a_damaged_database_is_refused_named_and_repaired(
+    table: str, collection: Path, tmp_path: Path
+) -> None:
+    # Garbage written into catalog.db: index exited 0 on it and groups died with an internal
+    # error ("DatabaseError: database disk image is malformed").
+    catalog = tmp_path / "catalog"
+    folder = str(collection / "originals")
+    assert (
+        runner.invoke(app, ["index", folder, "-c", str(catalog), "-m", MODEL, "-q"]).exit_code == 0
+    )
+    out = tmp_path / "before.json"
+    assert (
+        runner.invoke(app, ["groups", "-c", str(catalog), "--out", str(out), "-q"]).exit_code == 0
+    )
+    before = json.loads(out.read_text())["groups"]
+    healthy = runner.invoke(app, ["catalog", "verify", "-c", str(catalog)])
+    assert healthy.exit_code == 0 and "healthy" in healthy.output
+    _damage_page(catalog / "catalog.db", _damaged_table_page(catalog, table))
+
+    indexed = runner.invoke(app, ["index", folder, "-c", str(catalog), "-q"])
+    assert indexed.exit_code == 2, indexed.output
+    assert "is damaged" in indexed.output and "catalog repair" in indexed.output
+    grouped = runner.invoke(app, ["groups", "-c", str(catalog), "--out", str(out), "-q"])
+    assert "internal error" not in grouped.output
+    verified = runner.invoke(app, ["catalog", "verify", "-c", str(catalog)])
+    assert verified.exit_code == 1 and "problem database" in verified.output, verified.output
+
+    repaired = runner.invoke(app, ["catalog", "repair", "-c", str(catalog), "-q"])
+
+    assert repaired.exit_code == 0, repaired.output
+    assert "the database was damaged" in repaired.output
+    [kept_aside] = catalog.glob("catalog.db.damaged-*")  # never deleted
+    assert kept_aside.stat().st_size > 0
+    assert runner.invoke(app, ["catalog", "verify", "-c", str(catalog)]).exit_code == 0
+    # What the lost rows held comes back with the next index of the folder.
+    assert runner.invoke(app, ["index", folder, "-c", str(catalog), "-q"]).exit_code == 0
+    assert (
+        runner.invoke(app, ["groups", "-c", str(catalog), "--out", str(out), "-q"]).exit_code == 0
+    )
+    assert json.loads(out.read_text())["groups"] == before
+
+
+@pytest.mark.parametrize("damage", ["deleted", "cut short", "overwritten"])
+def test_a_lost_shard_is_found_skipped_by_groups_and_embedded_again_by_repair(
+    damage: str, collection: Path, tmp_path: Path
+) -> None:
+    # A shard deleted, truncated or with flipped bytes: index said all was well, and groups
+    # failed or silently compared damaged embeddings.
+    catalog = tmp_path / "catalog"
+    total = index(collection / "originals", catalog=catalog).images
+    before = membership(groups_from_catalog(catalog, device="cpu", workers=0).report)
+    [shard] = sorted((catalog / "embeddings").iterdir())
+    if damage == "deleted":
+        shard.unlink()
+    elif damage == "cut short":
+        os.truncate(shard, shard.stat().st_size // 2)
+    else:
+        with open(shard, "r+b") as handle:
+            handle.seek(100)
+            handle.write(b"\x00\x7c\x00\x7c")  # two float16 infinities
+
+    verified = runner.invoke(app, ["catalog", "verify", "-c", str(catalog)])
+    assert verified.exit_code == 1, verified.output
+    assert {"deleted": "missing", "cut short": "cut short", "overwritten": "digest differs"}[
+        damage
+    ] in verified.output
+    report = groups_from_catalog(catalog, device="cpu", workers=0).report
+    lost = [e for e in report.errors if "stored embedding is lost" in e.reason]
+    assert lost and len(lost) <= total  # named, not compared
+    assert not any(e.path in {m.path for g in report.groups for m in g.duplicates} for e in lost)
+
+    repaired = runner.invoke(app, ["catalog", "repair", "-c", str(catalog), "-q"])
+
+    assert repaired.exit_code == 0, repaired.output
+    assert f"{len(lost)} lost embedding(s), {len(lost)} embedded again" in repaired.output
+    assert runner.invoke(app, ["catalog", "verify", "-c", str(catalog)]).exit_code == 0
+    assert membership(groups_from_catalog(catalog, device="cpu", workers=0).report) == before
+
+
+def test_repair_names_a_lost_image_it_cannot_read_again(collection: Path, tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog"
+    index(collection / "originals", catalog=catalog)
+    [shard] = sorted((catalog / "embeddings").iterdir())
+    shard.unlink()
+    gone = collection / "originals" / "rocket.jpg"
+    gone.rename(tmp_path / "rocket.jpg")  # an unmounted disk, a file moved away
+
+    repaired = runner.invoke(app, ["catalog", "repair", "-c", str(catalog), "-q"])
+
+    assert repaired.exit_code == 1, repaired.output
+    assert "still lost" in repaired.output and "rocket.jpg" in repaired.output
+    assert "1 still lost" in repaired.output
+    report = groups_from_catalog(catalog, device="cpu", workers=0).report
+    assert any(e.path == str(gone) for e in report.errors)  # never forgotten
+    (tmp_path / "rocket.jpg").rename(gone)
+    again = runner.invoke(app, ["catalog", "repair", "-c", str(catalog), "-q"])
+    assert again.exit_code == 0 and "1 embedded again" in again.output, again.output
