@@ -2,8 +2,8 @@
 
     python benchmarks/throughput.py [FOLDER] [--make N] [--size 1024x768] [--stages abcd]
         [--model sscd-onnx] [--device auto | --devices 0,1] [--decode auto|cpu|device]
-        [--compile] [--weights FILE | --random-sscd] [--batch-size 64] [--workers N]
-        [--search-n 200000] [--threshold 0.30] [--repeat 2]
+        [--compile] [--amp auto|bf16|fp16] [--weights FILE | --random-sscd] [--batch-size 64]
+        [--workers N] [--search-n 200000] [--threshold 0.30] [--repeat 2]
 
 On the same files, one after the other in one process:
   (a) read + decode + resize only: the scan's DataLoader (worker processes, JPEG draft mode,
@@ -43,16 +43,17 @@ import numpy as np
 
 
 def make_jpegs(
-    count: int, folder: Path, photos: Path, width: int = 1024, height: int = 768
+    count: int, folder: Path, photos: Path, width: int = 1024, height: int = 768, seed: int = 0
 ) -> list[str]:
     """`count` distinct width x height JPEGs cut from the photos in `photos` (upscaled where a
-    photo is smaller: the cost measured is the file's, not its detail)."""
+    photo is smaller: the cost measured is the file's, not its detail); another `seed` cuts
+    others."""
     from PIL import Image, ImageOps
 
     sources = sorted(p for p in photos.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
     if not sources:
         raise SystemExit(f"no photos in {photos}: run ../shared/data/dev-photos.sh {photos}")
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     paths = []
     for number in range(count):
         with Image.open(sources[number % len(sources)]) as image:
@@ -105,6 +106,9 @@ def main() -> None:
     parser.add_argument("--devices", default=None, help="several GPUs: all, or 0,1")
     parser.add_argument("--decode", default="auto", help="auto, cpu or device")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument(
+        "--amp", default="auto", choices=("auto", "bf16", "fp16"), help="CUDA autocast dtype"
+    )
     parser.add_argument("--weights", default=None, help="a local weights file for the model")
     parser.add_argument(
         "--random-sscd", action="store_true", help="--model sscd with random ResNet-50 weights"
@@ -135,7 +139,12 @@ def main() -> None:
         weights=weights,
         compile_model=args.compile,
     )
+    if args.amp != "auto":  # the encoder picks bf16 where the GPU has it; this compares fp16
+        for each in encoders:
+            if hasattr(each, "_amp_dtype"):
+                each._amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[args.amp]
     encoder = encoders[0]
+    amp = getattr(encoder, "_amp_dtype", None)
     on_device = decodes_on_device(args.decode, encoder.device)
     workers = default_workers() if args.workers is None else args.workers
     size = encoder.spec.input_size
@@ -144,9 +153,12 @@ def main() -> None:
         if encoder.device.type == "cuda"
         else f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     )
+    on_cuda = amp is not None and encoder.device.type == "cuda"
+    autocast_note = f"autocast {str(amp).removeprefix('torch.')}; " if on_cuda else ""
     print(
         f"device: {', '.join(str(each.device) for each in encoders)} ({device_name}); "
         f"model {encoder.spec.name} ({size}x{size}){' compiled' if args.compile else ''}; "
+        f"{autocast_note}"
         f"batch {args.batch_size}; {workers} decode workers; JPEGs decoded "
         f"{'on ' + str(encoder.device) if on_device else 'by Pillow in the workers'}; "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads"
