@@ -47,7 +47,7 @@ from .errors import (
 )
 from .index import SearchSettings, SimilarityIndex
 from .records import FileError, ImageFile, ImageInfo
-from .redact import redacted_urls
+from .redact import redacted, redacted_urls
 
 FORMAT_VERSION = 1
 DATABASE = "catalog.db"
@@ -102,6 +102,13 @@ CREATE TABLE IF NOT EXISTS thumbnails (
 -- ids whose embedding left the catalog since the saved index was written (index.py removes them)
 CREATE TABLE IF NOT EXISTS forgotten (id INTEGER PRIMARY KEY);
 """
+
+
+def catalog_key(path: str) -> str:
+    """The name a catalog keeps a file under: its path, or for a URL the URL with its credentials
+    (userinfo, signed or secret query values) as `***`, so that a catalog never stores a secret
+    and a password changed since is still the same file."""
+    return redacted(path) if "://" in path else path
 
 
 def _now() -> str:
@@ -583,13 +590,13 @@ class Catalog:
             return
         first_slot = self._append_rows(run, embeddings)
         with self.transaction() as db:
-            self._drop_paths(db, [image.file.path for image in images])
+            self._drop_paths(db, [catalog_key(image.file.path) for image in images])
             for offset, image in enumerate(images):
                 cursor = db.execute(
                     "INSERT INTO files (path, size, mtime, digest, width, height, status, shard, "
                     "slot, run) VALUES (?, ?, ?, ?, ?, ?, 'ok', ?, ?, ?)",
                     (
-                        image.file.path,
+                        catalog_key(image.file.path),
                         image.file.size,
                         image.file.mtime,
                         image.digest,
@@ -616,11 +623,14 @@ class Catalog:
         if not failures:
             return
         with self.transaction() as db:
-            dropped = self._drop_paths(db, [file.path for file, _ in failures])
+            dropped = self._drop_paths(db, [catalog_key(file.path) for file, _ in failures])
             db.executemany(
                 "INSERT INTO files (path, size, mtime, status, error, run) "
                 "VALUES (?, ?, ?, 'error', ?, ?)",
-                [(file.path, file.size, file.mtime, reason, run) for file, reason in failures],
+                [
+                    (catalog_key(file.path), file.size, file.mtime, redacted(reason), run)
+                    for file, reason in failures
+                ],
             )
             if dropped:
                 self._bump_generation()

@@ -26,6 +26,7 @@ from .errors import CatalogDamagedError, CatalogError
 from .index import SearchSettings
 from .ingest import IndexRun, embed_into, open_catalog_encoder
 from .records import FileError, ImageFile
+from .redact import HIDDEN
 
 
 def verify_catalog(catalog: str | os.PathLike[str]) -> CatalogHealth:
@@ -107,6 +108,15 @@ def repair_catalog(
         result.lost = len(lost)
         readable: list[ImageFile] = []
         for path in lost:
+            if HIDDEN in path:  # its credentials were never stored
+                result.unreadable.append(
+                    FileError(
+                        path,
+                        "its URL needs credentials a catalog does not keep; index it "
+                        "again from the URL with them",
+                    )
+                )
+                continue
             try:
                 found = storage.stat(path)
             except (OSError, storage.StorageError) as error:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from . import storage
-from .catalog import Catalog, StoredImage, model_identity, refuse_damaged
+from .catalog import Catalog, StoredImage, catalog_key, model_identity, refuse_damaged
 from .data import DEFAULT_MAX_PIXELS
 from .device import gpu_number
 from .encoders import default_model
@@ -26,6 +26,7 @@ from .index import Pairs, SearchSettings, find_pairs
 from .pipeline import default_threshold, embedded_batches, open_encoder, validate_options
 from .progress import progress_bars
 from .records import FileError, ImageFile, Verdict
+from .redact import HIDDEN
 from .sources import discover, refuse_unreadable_roots, unreadable_roots
 from .storage import StorageError
 from .verify import THUMBNAIL_SIZE, Verifier, resolve_mode
@@ -250,10 +251,13 @@ def _update(
             hint="nothing was forgotten; check the path, or pass --forget-missing if it is gone "
             "for good",
         )
-    files = _absolute(found.files)
-    roots = [storage.absolute(p) for p in paths]
+    # Read from where they are, known by their catalog key (a URL without its credentials).
+    located = _absolute(found.files)
+    locations = {catalog_key(file.path): file.path for file in located}
+    files = [ImageFile(catalog_key(file.path), file.size, file.mtime) for file in located]
+    roots = [catalog_key(storage.absolute(p)) for p in paths]
     if from_list is not None:
-        roots += [storage.absolute(f.path) for f in found.files]  # listed files count as roots
+        roots += [file.path for file in files]  # listed files count as roots
     known = store.known_files()
     lost = store.unreadable_embeddings(check_digests=True)
 
@@ -276,15 +280,16 @@ def _update(
     listed_in = storage.absolute(from_list) if from_list is not None else None
     unread_folders: list[str] = []
     for error in found.errors:
-        path = storage.absolute(error.path)
+        location = storage.absolute(error.path)
+        path = catalog_key(location)
         result.errors.append(FileError(path, error.reason))
         seen.add(path)
-        if path == listed_in or not _is_utf8(path):
+        if location == listed_in or not _is_utf8(path):
             continue  # the path list itself, or a name the catalog cannot store
-        if os.path.isdir(path):
+        if os.path.isdir(location):
             unread_folders.append(path)  # its files stay as they were
             continue
-        stat = _stat_error_path(path)
+        stat = _stat_error_path(location)
         if stat is None:
             continue  # gone: forgotten below
         size, mtime = stat
@@ -306,8 +311,11 @@ def _update(
         if path not in seen
         and _under(path, live_roots)
         and not _under(path, unread_folders)
-        and not storage.exists(path)
+        and not (HIDDEN not in path and storage.exists(path))  # a key with *** cannot be looked up
     ]
+    # A URL stored with its credentials (by a release before catalog keys) gives way to its key.
+    gone += [path for path in known if catalog_key(path) != path and catalog_key(path) in seen]
+    gone = list(dict.fromkeys(gone))
     for root in roots:
         if root not in live_roots and any(_under(path, [root]) for path in known):
             result.errors.append(
@@ -323,6 +331,7 @@ def _update(
         run_id,
         result,
         to_embed,
+        locations=locations,
         encoder=encoder,
         batch_size=batch_size,
         workers=workers,
@@ -338,6 +347,7 @@ def embed_into(
     result: IndexRun,
     to_embed: Sequence[ImageFile],
     *,
+    locations: Mapping[str, str] | None = None,
     encoder: Encoder,
     batch_size: int,
     workers: int | None,
@@ -345,12 +355,14 @@ def embed_into(
     thumbnails: bool,
     progress: bool,
 ) -> None:
-    """Embed `to_embed` and store each batch as it comes (a kill loses at most the batch in
+    """Embed `to_embed` (catalog keys, read from `locations` where a key differs from where
+    the file is read) and store each batch as it comes (a kill loses at most the batch in
     flight); a file that cannot be used is stored as an error, with its reason."""
+    locations = locations or {}
     with progress_bars(progress and bool(to_embed)) as bars:
         task = bars.add_task(f"embedding with {encoder.spec.name}", total=len(to_embed))
         for batch in embedded_batches(
-            [file.path for file in to_embed],
+            [locations.get(file.path, file.path) for file in to_embed],
             encoder,
             batch_size=batch_size,
             workers=workers,

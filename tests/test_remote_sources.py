@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import tarfile
 import threading
 import urllib.request
@@ -33,7 +34,7 @@ from dedup_gpu.cli import app
 from dedup_gpu.errors import BadArgumentError
 from dedup_gpu.exact import content_digest
 from dedup_gpu.ingest import check_images, index_catalog
-from dedup_gpu.pipeline import open_encoder, scan
+from dedup_gpu.pipeline import groups_from_catalog, open_encoder, scan
 from dedup_gpu.report import read_report, write_json
 from dedup_gpu.review import write_review
 from dedup_gpu.sources import discover
@@ -641,6 +642,59 @@ def test_credentials_in_urls_are_redacted_in_the_report_csv_page_and_messages(
         f"{base}/rocket-mirror.jpg?X-Amz-Signature=***&X-Amz-Expires=60",
     }
     assert "carry credentials" in caplog.text
+
+
+def test_a_catalog_keeps_urls_without_their_credentials_and_knows_them_again(
+    web: tuple[str, Path], photo_dir: Path, tmp_path: Path, encoder
+) -> None:
+    # The catalog's files table kept each URL as it was indexed, password and signature included.
+    base, root = web
+    shutil.copyfile(photo_dir / "rocket.jpg", root / "rocket.jpg")
+    shutil.copyfile(photo_dir / "rocket.jpg", root / "rocket-mirror.jpg")
+    shutil.copyfile(photo_dir / "camera.png", root / "camera.png")
+    host = base.removeprefix("http://")
+
+    def listing(password: str, signature: str) -> str:
+        listed = tmp_path / f"urls-{len(password)}.txt"
+        listed.write_text(
+            f"http://ada:{password}@{host}/rocket.jpg\n"
+            f"{base}/rocket-mirror.jpg?X-Amz-Signature={signature}&X-Amz-Expires=60\n"
+            f"{base}/camera.png\n"
+            f"{base}/gone.jpg?token={signature}\n"
+        )
+        return str(listed)
+
+    catalog = tmp_path / "catalog"
+    first = index_catalog([], catalog, from_list=listing("hunter2", "SIG1"), encoder=encoder,
+                          workers=0)  # fmt: skip
+    assert (first.added, first.failed) == (3, 0), first.errors
+    stored = b"".join(path.read_bytes() for path in catalog.rglob("*") if path.is_file())
+    assert not any(secret in stored for secret in (b"hunter2", b"SIG1"))
+    assert b"http://***@" in stored and b"X-Amz-Signature=***" in stored
+
+    # A changed password and a fresh signature: the same files, nothing embedded again.
+    again = index_catalog([], catalog, from_list=listing("s3cret", "SIG2"), encoder=encoder,
+                          workers=0)  # fmt: skip
+    assert (again.added, again.changed, again.unchanged, again.forgotten) == (0, 0, 3, 0)
+    stored = b"".join(path.read_bytes() for path in catalog.rglob("*") if path.is_file())
+    assert not any(secret in stored for secret in (b"s3cret", b"SIG2"))
+
+    # A catalog from before kept one with its password: the next index replaces it by its key.
+    old, key = f"http://ada:old@{host}/rocket.jpg", f"http://***@{host}/rocket.jpg"
+    with sqlite3.connect(catalog / "catalog.db") as db:
+        db.execute("UPDATE files SET path = ? WHERE path = ?", (old, key))
+    db.close()
+    mended = index_catalog([], catalog, from_list=listing("s3cret", "SIG3"), encoder=encoder,
+                           workers=0)  # fmt: skip
+    assert (mended.added, mended.forgotten, mended.unchanged) == (1, 1, 2)
+    stored = b"".join(path.read_bytes() for path in catalog.rglob("*") if path.is_file())
+    assert b"ada:old" not in stored
+
+    report = groups_from_catalog(catalog, device="cpu", workers=0).report
+    assert group_sets(report) == {
+        frozenset([f"http://***@{host}/rocket.jpg",
+                   f"{base}/rocket-mirror.jpg?X-Amz-Signature=***&X-Amz-Expires=60"])
+    }  # fmt: skip
 
 
 def test_a_local_file_whose_whole_name_exists_is_a_plain_file_even_with_a_hash(
