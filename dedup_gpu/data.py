@@ -269,8 +269,10 @@ class ImageDataset(Dataset):
         thumbnail_size: int | None = None,
         digests: bool = False,
         defer_jpegs: bool = False,
+        listed: Sequence[tuple[int, float]] | None = None,
     ):
         self.paths = list(paths)
+        self.listed = list(listed) if listed is not None else None
         self.size = size
         self.max_pixels = max_pixels
         self.thumbnail_size = thumbnail_size
@@ -283,8 +285,9 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int) -> LoadedItem:
         path = self.paths[index]
         try:
+            listed = self.listed[index] if self.listed is not None else None
             data, digest = (
-                _read_and_hash(path) if self.digests or self.defer_jpegs else (None, None)
+                _read_and_hash(path, listed) if self.digests or self.defer_jpegs else (None, None)
             )
             digest = digest if self.digests else None
             header = jpeg_header(data, self.max_pixels) if self.defer_jpegs and data else None
@@ -303,17 +306,24 @@ class ImageDataset(Dataset):
         return LoadedItem(index, tensor, decoded.info, None, decoded.thumbnail, digest)
 
 
-def _read_and_hash(path: str) -> tuple[bytes | None, str]:
+def _read_and_hash(path: str, listed: tuple[int, float] | None = None) -> tuple[bytes | None, str]:
     """The file's bytes (None when too big to hold) and their content hash, from one read.
-    Objects, URLs and container members (storage.py) are always read whole."""
+    Objects, URLs and container members (storage.py) are always read whole. With `listed` (the
+    size and modification time the file had when it was listed), a file rewritten since is a
+    DecodeError: its listed size would be reported beside the digest of other bytes."""
     digest = new_digest()
     if not storage.is_local(path):
         data = _read_elsewhere(path)
+        if listed is not None and len(data) != listed[0]:
+            raise DecodeError(_changed(listed[0], len(data)))
         digest.update(data)
         return data, digest.hexdigest()
     try:
         with open(path, "rb") as handle:
-            if os.fstat(handle.fileno()).st_size <= WHOLE_READ_LIMIT:
+            now = os.fstat(handle.fileno())
+            if listed is not None and (now.st_size, now.st_mtime) != tuple(listed):
+                raise DecodeError(_changed(listed[0], now.st_size))
+            if now.st_size <= WHOLE_READ_LIMIT:
                 data = handle.read()
                 digest.update(data)
                 return data, digest.hexdigest()
@@ -324,6 +334,15 @@ def _read_and_hash(path: str) -> tuple[bytes | None, str]:
         raise DecodeError("file disappeared during the scan") from error
     except OSError as error:
         raise DecodeError(f"cannot read file: {error.strerror or error}") from error
+
+
+def _changed(listed_size: int, size: int) -> str:
+    how = (
+        f"{listed_size:,} bytes when listed, {size:,} when read"
+        if size != listed_size
+        else "modified since it was listed"
+    )
+    return f"changed while it was being scanned ({how}); scan it again once it is written"
 
 
 def _read_elsewhere(path: str) -> bytes:
@@ -380,10 +399,12 @@ def iterate_batches(
     thumbnail_size: int | None = None,
     digests: bool = False,
     defer_jpegs: bool = False,
+    listed: Sequence[tuple[int, float]] | None = None,
 ) -> Iterator[Batch]:
     """Decode `paths` in worker processes and yield Batches in order (with `defer_jpegs`, JPEGs
-    the device can decode arrive undecoded in `Batch.jpegs`)."""
-    dataset = ImageDataset(paths, size, max_pixels, thumbnail_size, digests, defer_jpegs)
+    the device can decode arrive undecoded in `Batch.jpegs`). With `listed` (each file's size
+    and modification time when it was listed), a file rewritten since fails with that reason."""
+    dataset = ImageDataset(paths, size, max_pixels, thumbnail_size, digests, defer_jpegs, listed)
     if workers is None:
         workers = default_workers()
     cpus = os.cpu_count() or 1

@@ -369,6 +369,7 @@ def embed_into(
             max_pixels=max_pixels,
             thumbnail_size=THUMBNAIL_SIZE if thumbnails else None,
             digests=True,
+            listed=[(file.size, file.mtime) for file in to_embed],
         ):
             stored = [
                 StoredImage(to_embed[row], digest or "", info, thumbnail)

@@ -38,6 +38,11 @@ from .verify import THUMBNAIL_SIZE, Verifier, resolve_mode
 logger = logging.getLogger(__name__)
 
 DECODE_CHOICES = ("auto", "cpu", "device")
+# A file hashed with its byte-identical twins, then read again with other bytes.
+CHANGED_SINCE_HASHED = (
+    "changed while it was being scanned (other bytes than when it was first hashed); scan it "
+    "again once it is written"
+)
 
 
 @dataclass
@@ -104,6 +109,7 @@ def embedded_batches(
     thumbnail_size: int | None = None,
     digests: bool = False,
     decode: str = "auto",
+    listed: Sequence[tuple[int, float]] | None = None,
 ) -> Iterator[EmbeddedBatch]:
     """Decode `paths` in worker processes and embed them a batch at a time, in order.
 
@@ -113,7 +119,9 @@ def embedded_batches(
     With several encoders (replicas of one model on several devices), whole batches go to the
     devices in turn, each device in its own thread, so every image is embedded in the same batch
     as on one device and the results are identical. With `decode` "device" (or "auto" on a GPU),
-    JPEGs are decoded on the encoder's device (see device_decode.py).
+    JPEGs are decoded on the encoder's device (see device_decode.py). With `listed` (each
+    file's size and modification time when it was listed) and `digests`, a file rewritten since
+    is a failure, never embedded under its old size.
     """
     encoders = [encoder] if isinstance(encoder, Encoder) else list(encoder)
     if not encoders:
@@ -130,6 +138,7 @@ def embedded_batches(
         thumbnail_size=thumbnail_size,
         digests=digests,
         defer_jpegs=defer_jpegs,
+        listed=listed,
     )
     embedders = [BatchShrinkingEmbedder(each) for each in encoders]
 
@@ -298,22 +307,47 @@ def embed_contents(
             thumbnail_size=thumbnail_size,
             digests=True,
             decode=decode,
+            listed=[(group.representative.size, group.representative.mtime) for group in contents],
         ):
-            if batch.rows:
-                embeddings[batch.rows] = batch.embeddings
-            for row, info, thumbnail, digest in zip(
-                batch.rows, batch.infos, batch.thumbnails, batch.digests, strict=True
+            failures = list(batch.failures)
+            for row, info, embedding, thumbnail, digest in zip(
+                batch.rows,
+                batch.infos,
+                batch.embeddings,
+                batch.thumbnails,
+                batch.digests,
+                strict=True,
             ):
+                if contents[row].digest not in (None, digest):  # hashed before, other bytes now
+                    failures.append((row, CHANGED_SINCE_HASHED))
+                    continue
+                embeddings[row] = embedding
                 infos[row] = info
                 if contents[row].digest is None:  # a unique size was not hashed before
                     contents[row] = replace(contents[row], digest=digest)
                 if thumbnail is not None and kept_bytes + len(thumbnail) <= thumbnail_budget:
                     thumbnails[row] = thumbnail
                     kept_bytes += len(thumbnail)
-            for row, reason in batch.failures:
-                errors.extend(FileError(file.path, reason) for file in contents[row].files)
+            for row, reason in failures:
+                errors += _failed_content(contents[row], reason)
             bars.advance(task, len(batch.rows) + len(batch.failures))
     return EmbeddedImages.of_decoded(contents, infos, embeddings, errors, thumbnails)
+
+
+def _failed_content(content: ContentGroup, reason: str) -> list[FileError]:
+    """The errors of byte-identical files whose one decoded copy failed: the same reason for
+    all, except a copy rewritten since hashing, which leaves its unchanged twins unembedded."""
+    first, *twins = content.files
+    if reason != CHANGED_SINCE_HASHED:
+        return [FileError(file.path, reason) for file in content.files]
+    return [FileError(first.path, reason)] + [
+        FileError(
+            twin.path,
+            f"not embedded: {first.path}, byte-identical to it when hashed, changed while it was "
+            "being scanned; scan it again",
+        )
+        for twin in twins
+    ]
 
 
 def open_encoder(

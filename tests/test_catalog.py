@@ -824,3 +824,30 @@ def test_repair_names_a_lost_image_it_cannot_read_again(collection: Path, tmp_pa
     (tmp_path / "rocket.jpg").rename(gone)
     again = runner.invoke(app, ["catalog", "repair", "-c", str(catalog), "-q"])
     assert again.exit_code == 0 and "1 embedded again" in again.output, again.output
+
+
+def test_a_file_rewritten_while_index_reads_it_is_stored_as_an_error_and_embedded_next_time(
+    collection: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dedup_gpu.ingest as ingest
+
+    growing = collection / "originals" / "rocket.jpg"
+    real = ingest.embedded_batches
+
+    def still_being_written(paths, *arguments, **options):
+        growing.write_bytes(growing.read_bytes() + b"\0" * 500)  # after listing, before reading
+        return real(paths, *arguments, **options)
+
+    monkeypatch.setattr(ingest, "embedded_batches", still_being_written)
+    catalog = tmp_path / "catalog"
+    first = index(collection, catalog=catalog)
+    [error] = [e for e in first.errors if e.path == str(growing)]
+    assert error.reason.startswith("changed while it was being scanned (")
+    with Catalog(catalog) as store, store.reading():
+        assert str(growing) not in {file.path for file in store.images().files}
+
+    monkeypatch.setattr(ingest, "embedded_batches", real)  # the file is written now
+    again = index(collection, catalog=catalog)
+    assert (again.changed, again.failed) == (1, 0)
+    with Catalog(catalog) as store, store.reading():
+        assert str(growing) in {file.path for file in store.images().files}

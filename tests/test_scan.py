@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import PHOTOS, write_bad_files
+from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
 from dedup_gpu import scan
@@ -316,3 +318,75 @@ def test_csv_cells_that_spreadsheets_would_run_get_an_apostrophe() -> None:
         assert read_text_cell(text_cell(text)) == text
     for text in ("photo.jpg", "/archive/=x.jpg", "'quoted.jpg"):
         assert text_cell(text) == text == read_text_cell(text)
+
+
+def _rewrite_when_read_begins(monkeypatch, rewrite) -> None:
+    """Run `rewrite(paths about to be read)` once, after the scan has listed (and hashed) the
+    files and just before it reads them to embed: a camera or a sync client still writing."""
+    import dedup_gpu.pipeline as pipeline
+
+    real = pipeline.embedded_batches
+
+    def rewritten_first(paths, *arguments, **options):
+        rewrite(list(paths))
+        return real(paths, *arguments, **options)
+
+    monkeypatch.setattr(pipeline, "embedded_batches", rewritten_first)
+
+
+def test_a_file_rewritten_during_a_scan_is_an_error_not_an_old_size_beside_a_new_digest(
+    photo_dir: Path, monkeypatch
+) -> None:
+    # It was reported with the size it had when listed and the digest of the bytes read later.
+    growing = photo_dir / "rocket.jpg"
+    original_size = growing.stat().st_size
+    _rewrite_when_read_begins(
+        monkeypatch, lambda _: growing.write_bytes(growing.read_bytes() + b"\0" * 1000)
+    )
+
+    report = scan([str(photo_dir)], model="sscd-distilled-onnx", device="cpu", workers=0).report
+
+    reasons = {Path(e.path).name: e.reason for e in report.errors}
+    assert reasons == {
+        "rocket.jpg": f"changed while it was being scanned ({original_size:,} bytes when "
+        f"listed, {original_size + 1000:,} when read); scan it again once it is written"
+    }
+    assert report.counts["images_scanned"] == len(PHOTOS) - 1
+    grouped = [m for g in report.groups for m in (g.keep, *g.duplicates)]
+    assert "rocket.jpg" not in {Path(m.path).name for m in grouped}
+    for member in grouped:  # what is reported is what was read
+        data = Path(member.path).read_bytes()
+        assert member.bytes == len(data)
+        assert member.digest == hashlib.blake2b(data, digest_size=32).hexdigest()
+
+
+def test_a_twin_rewritten_in_place_after_hashing_is_named_and_its_copy_not_called_changed(
+    photo_dir: Path, monkeypatch
+) -> None:
+    # Same size, same modification time, other bytes: only the hash can tell.
+    twins = [photo_dir / "chelsea.png", photo_dir / "chelsea again.png"]
+    with Image.open(twins[0]) as image:
+        image.save(twins[0], compress_level=0)
+        edited = io.BytesIO()
+        ImageOps.mirror(image).save(edited, "PNG", compress_level=9)
+    shutil.copyfile(twins[0], twins[1])
+    other_bytes = edited.getvalue().ljust(twins[0].stat().st_size, b"\0")  # after IEND: ignored
+    rewritten: list[Path] = []
+
+    def rewrite_in_place(paths: list[str]) -> None:
+        [read] = [twin for twin in twins if str(twin) in paths]  # the one copy that is read
+        listed = read.stat()
+        read.write_bytes(other_bytes)
+        os.utime(read, ns=(listed.st_atime_ns, listed.st_mtime_ns))
+        rewritten.append(read)
+
+    _rewrite_when_read_begins(monkeypatch, rewrite_in_place)
+
+    report = scan([str(photo_dir)], model="sscd-distilled-onnx", device="cpu", workers=0).report
+
+    [read] = rewritten
+    [other] = [twin for twin in twins if twin != read]
+    reasons = {e.path: e.reason for e in report.errors}
+    assert reasons[str(read)].startswith("changed while it was being scanned (other bytes")
+    assert reasons[str(other)].startswith(f"not embedded: {read}, byte-identical to it when")
+    assert not [g for g in report.groups if "chelsea" in g.keep.path]
