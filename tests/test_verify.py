@@ -565,6 +565,36 @@ def test_a_mark_on_a_flat_ground_is_not_another_mark_on_another_ground(tmp_path:
     assert _wrongly_accepted(paths) == []
 
 
+def test_a_small_mark_on_a_flat_ground_is_known_again_by_its_shape(tmp_path: Path) -> None:
+    # A logo alone on a plain card covers one or two blocks of the layout grid: its re-saves,
+    # mirrored and downscaled copies were all left for review ("too plain to compare"). Its
+    # shape decides: a copy's mark covers the original's, a ring, a cross or a smaller disc of
+    # the same colours in the same place does not, and no such look-alike is merged.
+    ground, ink, at = (36, 25, 35), (230, 93, 199), (0.49, 0.42, 0.07)
+    designs = {
+        "disc": _mark_on_ground((1024, 768), ground, "disc", ink, at),
+        "ring": _mark_on_ground((1024, 768), ground, "ring", ink, at),
+        "cross": _mark_on_ground((1024, 768), ground, "cross", ink, at),
+        "small_disc": _mark_on_ground((1024, 768), ground, "disc", ink, (0.49, 0.42, 0.05)),
+    }
+    families = ("jpeg", "mirror", "downscale", "noise", "webp")
+    paths = []
+    for name, image in designs.items():
+        paths.append(tmp_path / f"{name}.png")
+        image.save(paths[-1])
+        for family in families:
+            paths.append(tmp_path / f"{name}__{family}.png")
+            FAMILIES[family].edit(image, random.Random(f"{name}:{family}")).save(paths[-1])
+    step = 1 + len(families)
+    originals_and_copies = [
+        (start, start + copy) for start in range(0, len(paths), step) for copy in range(1, step)
+    ]
+    verdicts = _check(paths, originals_and_copies)
+    for (_, j), verdict in zip(originals_and_copies, verdicts, strict=True):
+        assert verdict.accepted, f"{paths[j].name}: {verdict.reason}"
+    assert _wrongly_accepted(paths) == []
+
+
 def test_a_short_note_and_its_jpeg_resave_are_one_page(tmp_path: Path) -> None:
     # A mostly white page with a few lines of smooth type has as few grey pixels as a fax
     # (under 1% of the page), but they are its letters' edges, a fifth of its ink: the pair is

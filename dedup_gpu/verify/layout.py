@@ -30,6 +30,7 @@ import numpy as np
 
 from ..records import VerifyOutcome
 from . import transforms
+from .marks import MarkComparison, compare_marks
 from .settings import VerifySettings
 from .thumbnails import Thumbnail
 
@@ -68,8 +69,11 @@ class LayoutComparison:
     grey_sides: int = 0
     luma_gain: float = 1.0
     luma_offset: float = 0.0
+    hue_turn: float = 0.0
     evidence: int = 0  # agreeing blocks that stand out from the overlap's colour or hold detail
     telling_contradicting: int = 0  # ... and disagreeing ones that do, no overlay explaining them
+    # Where too few blocks stand out (a small mark on a flat ground): the marks' shapes compared.
+    marks: MarkComparison | None = None
 
 
 @dataclass(frozen=True)
@@ -392,6 +396,7 @@ class _ColourFit:
     luma_only: bool  # one side has next to no colour (a greyscale copy): chroma not compared
     gain: float = 1.0  # the luma edit: destination luma = gain * source luma + offset (+ lean)
     offset: float = 0.0
+    hue_turn: float = 0.0  # degrees the chroma is turned
 
 
 @dataclass(frozen=True)
@@ -522,7 +527,7 @@ def _fit_edit(sides: _Sides, settings: VerifySettings, kept: np.ndarray) -> _Col
     mapped = factor * (source[:, 1] + 1j * source[:, 2]) + cast
     predicted[:, 1], predicted[:, 2] = mapped.real, mapped.imag
     words = f"{luma}, hue {turn:.0f} deg, saturation x{saturation:.2f}"
-    return _ColourFit(_clipped(predicted), words, False, gain, offset)
+    return _ColourFit(_clipped(predicted), words, False, gain, offset, turn)
 
 
 def compare(
@@ -637,6 +642,7 @@ def compare(
         np.linalg.norm(means - np.median(pixels, axis=0), axis=1) > 2 * settings.layout_tolerance
     )
     telling = standing_out | has_t | has_o
+    evidence = int((agree & telling).sum())
     return LayoutComparison(
         matrix=b_to_a,
         alignment=words,
@@ -655,8 +661,10 @@ def compare(
         grey_sides=sides.grey_sides,
         luma_gain=fit.gain,
         luma_offset=fit.offset,
-        evidence=int((agree & telling).sum()),
+        hue_turn=fit.hue_turn,
+        evidence=evidence,
         telling_contradicting=int((contradicted & telling).sum()),
+        marks=compare_marks(a, b, b_to_a) if evidence < settings.layout_min_evidence else None,
     )
 
 
@@ -724,14 +732,24 @@ def decide(comparison: LayoutComparison, settings: VerifySettings) -> tuple[Veri
                 f"the few blocks that stand out differ ({comparison.contradicting} differ, "
                 f"{comparison.evidence} agree); {summary}"
             )
-        return VerifyOutcome.unverified, (
-            f"too plain to compare: {comparison.evidence} blocks stand out and agree (need "
-            f"{settings.layout_min_evidence}); {summary}"
-        )
+        shape = _same_mark(comparison, settings)
+        if shape is None:
+            return VerifyOutcome.unverified, (
+                f"too plain to compare: {comparison.evidence} blocks stand out and agree (need "
+                f"{settings.layout_min_evidence}); {summary}"
+            )
+        summary = f"{shape}; {summary}"
     # Most blocks of a small mark on a flat ground are ground, which agrees with any ground of a
-    # similar colour: of the blocks that say something, nearly all must agree too.
+    # similar colour: of the blocks that say something, nearly all must agree too. Where the
+    # marks' shapes were compared, the few blocks they cover may differ a little more: a hard
+    # JPEG washes a thin mark's colour out unevenly, and the fitted edit bounds what is left.
     telling = comparison.evidence + comparison.telling_contradicting
-    if comparison.telling_contradicting > max(1, settings.layout_telling_disagreement * telling):
+    share = (
+        settings.mark_telling_disagreement
+        if comparison.evidence < settings.layout_min_evidence
+        else settings.layout_telling_disagreement
+    )
+    if comparison.telling_contradicting > max(1, share * telling):
         return VerifyOutcome.rejected, (
             f"{comparison.telling_contradicting} of the {telling} blocks that stand out differ; "
             f"{summary}"
@@ -739,6 +757,26 @@ def decide(comparison: LayoutComparison, settings: VerifySettings) -> tuple[Veri
     if comparison.agreement < settings.layout_agreement:
         return VerifyOutcome.rejected, f"only {summary}"
     return colours_unknown(comparison, settings) or (VerifyOutcome.accepted, summary)
+
+
+def _same_mark(comparison: LayoutComparison, settings: VerifySettings) -> str | None:
+    """Words for a small mark that its copy covers closely enough to stand for the blocks that
+    say too little (marks.py), under a colour edit modest enough that a look-alike mark in other
+    colours is not taken for it (a ring cropped and turned 35 degrees in hue is another
+    designer's ring as often as a copy); None otherwise."""
+    marks = comparison.marks
+    gain = comparison.luma_gain
+    if (
+        marks is None
+        or not marks.frame_to_frame
+        or not marks.same_polarity
+        or marks.pixels < settings.mark_min_pixels
+        or marks.overlap < settings.mark_min_overlap
+        or not 1 / settings.mark_max_gain <= gain <= settings.mark_max_gain
+        or comparison.hue_turn > settings.mark_max_hue_turn
+    ):
+        return None
+    return f"their marks cover each other ({marks.overlap:.0%} of {marks.pixels} px)"
 
 
 def colours_unknown(

@@ -104,6 +104,15 @@ class VerifySettings:
     layout_contradiction_share: float = 0.08  # ... or this share of the blocks, if more
     layout_hopeless: float = 0.3  # an alignment explaining less of the frame is not compared
     layout_min_evidence: int = 8  # agreeing blocks that stand out, at least, to accept
+    # ... or, for a small mark on a flat ground (marks.py), its shape: the two marks' overlap
+    # (intersection over union, at least), their size (grey thumbnail pixels, at least), and
+    # the largest luma gain and hue turn of the colour edit (stronger edits relate other marks).
+    stretched_confirm_blocks: int = 48  # a whole-frame accept on fewer blocks: layout confirms
+    mark_min_overlap: float = 0.8
+    mark_min_pixels: int = 60
+    mark_max_gain: float = 1.6
+    mark_max_hue_turn: float = 20.0
+    mark_telling_disagreement: float = 0.34  # share of its few telling blocks that may differ
     layout_telling_disagreement: float = 0.2  # share of those blocks that may differ, at most
     layout_min_spread: float = 4.0  # colour spread below which there is no layout to compare
     layout_fit_trim: float = 0.25  # share of worst-explained pixels left out of the second fit

@@ -267,6 +267,11 @@ class Verifier:
                 else:
                     candidates.append((key, alignment))
         self._compare(candidates)
+        stretched = {
+            key: alignment.matrix
+            for key, alignment in candidates
+            if alignment.method in (VerifyMethod.whole_frame, VerifyMethod.whole_frame_mirrored)
+        }
         # A plain fit strong enough that the mirror image was not tried may still be the wrong
         # one (a symmetric subject, mirrored): pairs it left rejected get the mirrored fit too.
         strong_but_rejected = [
@@ -312,6 +317,22 @@ class Verifier:
                 and self.verdicts[key].method is VerifyMethod.template
             }
         )
+        # The whole frame stretched, tried where keypoints found nothing, compares the grey
+        # block grid, which a small mark on a flat ground barely touches: on the few blocks it
+        # covers a cross and a smaller disc agree. Such an accept on few blocks is the colour
+        # layout's to confirm, as a template search's is.
+        self._confirm_placements(
+            {
+                key: stretched[key]
+                for key in new
+                if key in stretched
+                and self.verdicts[key].accepted
+                and self.verdicts[key].method
+                in (VerifyMethod.whole_frame, VerifyMethod.whole_frame_mirrored)
+                and self.verdicts[key].blocks < self.settings.stretched_confirm_blocks
+            },
+            "whole frame",
+        )
         # What keypoints and the block grid could not judge (too few keypoints, or too little
         # detail in every alignment tried) is compared by colour layout, and pages by their text
         # under the layout's alignment. Never a verdict the detail already gave.
@@ -329,9 +350,12 @@ class Verifier:
             ]
         )
 
-    def _confirm_placements(self, placements: dict[tuple[int, int], np.ndarray]) -> None:
-        """A crop found by template search (`placements`: pair -> b-to-a map) is accepted only
-        if the colour layouts agree there too. The search places any smooth picture inside
+    def _confirm_placements(
+        self, placements: dict[tuple[int, int], np.ndarray], words: str = "template search"
+    ) -> None:
+        """A crop found by template search, or a whole frame stretched onto another
+        (`placements`: pair -> b-to-a map; `words`: which), is accepted only if the colour
+        layouts agree there too. The search places any smooth picture inside
         another (two gradients correlate everywhere), and smooth blocks then agree on the grid;
         the layout comparison, which fits a colour edit and asks what stands out, is the judge
         of such pictures."""
@@ -341,7 +365,7 @@ class Verifier:
             a, b = self._thumbnails[key[0]], self._thumbnails[key[1]]
             assert a is not None and b is not None
             to_layout = layout.from_thumbnail(b, a, placements[key])
-            at_placement = layout.compare(a, b, to_layout, self.settings, "template search")
+            at_placement = layout.compare(a, b, to_layout, self.settings, words)
             if at_placement is not None and (
                 layout.decide(at_placement, self.settings)[0] is VerifyOutcome.accepted
             ):
