@@ -104,6 +104,20 @@ CREATE TABLE IF NOT EXISTS forgotten (id INTEGER PRIMARY KEY);
 """
 
 
+def quick_check_findings(connection: sqlite3.Connection) -> list[str]:
+    """The lines of `PRAGMA quick_check` on `connection` that are findings: none when sound.
+    Raises sqlite3.DatabaseError where SQLite cannot even run it."""
+    found = [str(row[0]) for row in connection.execute("PRAGMA quick_check(20)")]
+    if found == ["ok"]:
+        return []
+    return [
+        line
+        for item in found
+        for line in item.splitlines()
+        if not line.startswith("*** in database")  # a heading, not a finding
+    ]
+
+
 def catalog_key(path: str) -> str:
     """The name a catalog keeps a file under: its path, or for a URL the URL with its credentials
     (userinfo, signed or secret query values) as `***`, so that a catalog never stores a secret
@@ -526,19 +540,9 @@ class Catalog:
     def quick_check(self) -> list[str]:
         """SQLite's `PRAGMA quick_check` findings: empty when the database is sound."""
         try:
-            found = [str(row[0]) for row in self.db.execute("PRAGMA quick_check(20)")]
+            return quick_check_findings(self.db)
         except sqlite3.DatabaseError as error:
             return [str(error)]
-        return (
-            []
-            if found == ["ok"]
-            else [
-                line
-                for item in found
-                for line in item.splitlines()
-                if not line.startswith("*** in database")  # a heading, not a finding
-            ]
-        )
 
     def _has_shard_digests(self) -> bool:
         return "digest" in {row[1] for row in self.db.execute("PRAGMA table_info(shards)")}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import storage
-from .catalog import DATABASE, Catalog, CatalogHealth
+from .catalog import DATABASE, Catalog, CatalogHealth, quick_check_findings
 from .catalog_salvage import Salvage, salvage_database
 from .data import DEFAULT_MAX_PIXELS
 from .device import gpu_number
@@ -52,23 +52,13 @@ def database_findings(directory: Path) -> list[str]:
     except sqlite3.DatabaseError as error:
         return [str(error)]
     try:
-        found = [str(row[0]) for row in connection.execute("PRAGMA quick_check(20)")]
+        return quick_check_findings(connection)
     except sqlite3.OperationalError as error:
         raise CatalogError(f"cannot read catalog {directory}: {error}") from error
     except sqlite3.DatabaseError as error:
         return [str(error)]
     finally:
         connection.close()
-    return (
-        []
-        if found == ["ok"]
-        else [
-            line
-            for item in found
-            for line in item.splitlines()
-            if not line.startswith("*** in database")  # a heading, not a finding
-        ]
-    )
 
 
 @dataclass

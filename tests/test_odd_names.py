@@ -46,6 +46,7 @@ from urllib.parse import unquote_to_bytes
 import pytest
 from conftest import skimage_photo
 from PIL import Image
+from test_review import _chromium
 from typer.testing import CliRunner
 
 from dedup_gpu.cli import app
@@ -505,14 +506,6 @@ def test_fuzzed_names_are_varied() -> None:
 
 
 # In a real browser
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.skip("chromium is not installed: run `make browser` (apt-get install chromium)")
 
 
 class _Captions(HTMLParser):
