@@ -721,7 +721,7 @@ class Catalog:
         return int(model["embedding_dim"])
 
     def _shard_path(self, shard: int) -> Path:
-        return self.directory / SHARDS / f"shard-{shard:06d}.f16"
+        return shard_path(self.directory, shard)
 
     def _append_rows(self, run: int, embeddings: np.ndarray) -> int:
         """Append float16 rows to this process's shard and fsync; returns the first slot."""
@@ -931,6 +931,11 @@ class Catalog:
                 max_id,
             )
         return index
+
+
+def shard_path(directory: Path, shard: int) -> Path:
+    """Where shard number `shard` of the catalog in `directory` keeps its rows."""
+    return directory / SHARDS / f"shard-{shard:06d}.f16"
 
 
 def repair_hint(directory: str | os.PathLike[str]) -> str:

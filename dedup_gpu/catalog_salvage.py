@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .catalog import DATABASE, FORMAT_VERSION, SCHEMA, SHARDS, take_writer_lock
+from .catalog import DATABASE, FORMAT_VERSION, SCHEMA, shard_path, take_writer_lock
 
 # Tables in the order they are copied; each keeps its rowid (ids that shards and rows share).
 TABLES = ("meta", "runs", "shards", "files", "thumbnails", "forgotten")
@@ -95,7 +95,7 @@ def _make_consistent(target: sqlite3.Connection, directory: Path, result: Salvag
         for shard in used:
             if shard is None or shard in recorded:
                 continue
-            path = directory / SHARDS / f"shard-{int(shard):06d}.f16"
+            path = shard_path(directory, int(shard))
             rows = path.stat().st_size // row_bytes if path.exists() else 0
             target.execute(
                 "INSERT INTO shards (id, run, rows) VALUES (?, 0, ?)", (int(shard), rows)

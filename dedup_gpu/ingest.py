@@ -170,7 +170,7 @@ def index_catalog(
         )
         result = IndexRun(catalog=str(catalog), model=encoder.spec.name)
         try:
-            _update(
+            still_lost = _update(
                 store,
                 run_id,
                 result,
@@ -188,7 +188,7 @@ def index_catalog(
             )
             # A lost embedding outside this run's paths stays lost (groups names it) until
             # `catalog repair` or an index of its folder embeds it again.
-            images = store.images().without(store.unreadable_embeddings())
+            images = store.images().without(still_lost)
             result.images = len(images)
             if len(images):
                 result.search = store.search_index(
@@ -233,7 +233,9 @@ def _update(
     image_column: str | None,
     name_column: str | None,
     forget_missing: bool,
-) -> None:
+) -> set[str]:
+    """Embed what is new, changed or lost under `paths`, forget what is gone there; returns the
+    files whose stored embedding is still lost (outside `paths`), found once by digest here."""
     found = discover(paths, from_list=from_list, image_column=image_column, name_column=name_column)
     # SQLite stores text as UTF-8: a name with other bytes (surrogates here) cannot be a key.
     storable: list[ImageFile] = []
@@ -339,6 +341,8 @@ def _update(
         thumbnails=thumbnails,
         progress=progress,
     )
+    # Each file embedded now is stored anew, with its embedding or as an error.
+    return lost - {file.path for file in to_embed}
 
 
 def embed_into(
