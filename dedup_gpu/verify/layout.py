@@ -762,8 +762,8 @@ def decide(comparison: LayoutComparison, settings: VerifySettings) -> tuple[Veri
 def _same_mark(comparison: LayoutComparison, settings: VerifySettings) -> str | None:
     """Words for a small mark that its copy covers closely enough to stand for the blocks that
     say too little (marks.py), under a colour edit modest enough that a look-alike mark in other
-    colours is not taken for it (a ring cropped and turned 35 degrees in hue is another
-    designer's ring as often as a copy); None otherwise."""
+    colours is not taken for it (on the benchmark a ring cropped and turned 35 degrees in hue
+    was another design's ring); None otherwise."""
     marks = comparison.marks
     gain = comparison.luma_gain
     if (

@@ -86,6 +86,7 @@ class VerifySettings:
     one_page_agreement: float = 0.9  # a page and a non-page: blocks that must agree too
     text_windows_per_difference: int = 100  # ... and at most one per this many text windows
     whole_frame_agreement: float = 0.95  # ... when no keypoint fit was found (blur, tiny copies)
+    stretched_confirm_blocks: int = 48  # a whole-frame accept on fewer blocks: layout confirms
     min_blocks: int = 16  # fewer informative blocks than this: too little to judge (of 144)
     min_keypoints: int = 30  # an image with fewer has too little detail for a keypoint verdict
     signature_ink_margin: float = 10.0  # ink above the template's that is a page's own content
@@ -107,7 +108,6 @@ class VerifySettings:
     # ... or, for a small mark on a flat ground (marks.py), its shape: the two marks' overlap
     # (intersection over union, at least), their size (grey thumbnail pixels, at least), and
     # the largest luma gain and hue turn of the colour edit (stronger edits relate other marks).
-    stretched_confirm_blocks: int = 48  # a whole-frame accept on fewer blocks: layout confirms
     mark_min_overlap: float = 0.8
     mark_min_pixels: int = 60
     mark_max_gain: float = 1.6

@@ -267,8 +267,8 @@ class Verifier:
                 else:
                     candidates.append((key, alignment))
         self._compare(candidates)
-        stretched = {
-            key: alignment.matrix
+        stretched = {  # by pair and method: a pair has a plain and a mirrored whole frame
+            (key, alignment.method): alignment.matrix
             for key, alignment in candidates
             if alignment.method in (VerifyMethod.whole_frame, VerifyMethod.whole_frame_mirrored)
         }
@@ -323,12 +323,10 @@ class Verifier:
         # layout's to confirm, as a template search's is.
         self._confirm_placements(
             {
-                key: stretched[key]
+                key: stretched[key, self.verdicts[key].method]
                 for key in new
-                if key in stretched
+                if (key, self.verdicts[key].method) in stretched
                 and self.verdicts[key].accepted
-                and self.verdicts[key].method
-                in (VerifyMethod.whole_frame, VerifyMethod.whole_frame_mirrored)
                 and self.verdicts[key].blocks < self.settings.stretched_confirm_blocks
             },
             "whole frame",
