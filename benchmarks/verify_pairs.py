@@ -1,13 +1,15 @@
 """The verifier alone, pair by pair, on a labelled benchmark: no search, no grouping.
 
     python benchmarks/verify_pairs.py BENCHMARK_DIR copies --kind photo [--every 1]
+                                      [--match REGEX] [--families jpeg,crop]
     python benchmarks/verify_pairs.py BENCHMARK_DIR all-pairs --match REGEX
                                       [--families jpeg,crop] [--set name=value ...]
 
 BENCHMARK_DIR is a folder `dedup-gpu eval` built (with labels.json). `copies` verifies every
 (original, copy) pair of one kind (`photo`, `plain`, `document:receipt`, ...; every `--every`th
 copy) and prints the share accepted per family: what the verifier can do when grouping offers
-it the right pair. `all-pairs` verifies every pair among the images whose path matches
+it the right pair; `--match` keeps the originals whose path matches, `--families` those
+copies. `all-pairs` verifies every pair among the images whose path matches
 `--match` (originals, distractors, and the copies of `--families`) and prints, for pairs of one
 source and of two, how many were accepted, rejected or left unverified, listing each pair of
 two sources that was accepted (a wrong merge, were grouping to offer it). `--set` overrides a
@@ -63,14 +65,28 @@ def verdicts(folder: Path, pairs: list[tuple[str, str]], settings: VerifySetting
     return found
 
 
-def copies(folder: Path, rows: list[dict], kind: str, every: int, settings: VerifySettings) -> None:
+def copies(
+    folder: Path,
+    rows: list[dict],
+    kind: str,
+    every: int,
+    settings: VerifySettings,
+    match: str = "",
+    families: set[str] | None = None,
+) -> None:
+    pattern = re.compile(match)
     originals = {
-        r["source"]: r["path"] for r in rows if r["family"] == "original" and r["kind"] == kind
+        r["source"]: r["path"]
+        for r in rows
+        if r["family"] == "original" and r["kind"] == kind and pattern.search(r["path"])
     }
     chosen = [
         r
         for r in rows
-        if r["kind"] == kind and r["family"] != "original" and r["source"] in originals
+        if r["kind"] == kind
+        and r["family"] != "original"
+        and r["source"] in originals
+        and (not families or r["family"] in families)
     ][::every]
     found = verdicts(folder, [(originals[r["source"]], r["path"]) for r in chosen], settings)
     accepted = collections.defaultdict(list)
@@ -115,10 +131,10 @@ def main() -> None:
     args = parser.parse_args()
     rows = json.loads((args.folder / "labels.json").read_text())["images"]
     settings = settings_from(args.overrides)
+    families = set(filter(None, args.families.split(",")))
     if args.mode == "copies":
-        copies(args.folder, rows, args.kind, args.every, settings)
+        copies(args.folder, rows, args.kind, args.every, settings, args.match, families)
     else:
-        families = set(filter(None, args.families.split(",")))
         all_pairs(args.folder, rows, args.match, families, settings)
 
 
