@@ -613,6 +613,71 @@ def test_a_short_note_and_its_jpeg_resave_are_one_page(tmp_path: Path) -> None:
     assert verdict.document, verdict.reason
 
 
+def test_a_ring_or_a_monogram_on_a_pale_card_is_a_picture_not_a_page(tmp_path: Path) -> None:
+    # A dark ring, or two letters in a ring, on a pale ground is mostly light ground with thin
+    # dark strokes: it was read as a page, compared as a record and its own JPEG re-save turned
+    # down. Its ink is one compact mark, not text, so it is a picture and known by its mark.
+    from dedup_gpu.synth import font
+
+    ground, ink = (214, 235, 190), (20, 95, 20)
+    monogram = Image.new("RGB", (1600, 900), ground)
+    draw = ImageDraw.Draw(monogram)
+    draw.ellipse((870, 370, 1036, 536), outline=ink, width=10)
+    draw.text((953, 453), "MB", font=font(70), fill=ink, anchor="mm")
+    designs = {
+        "ring": _mark_on_ground((1600, 900), ground, "ring", ink, (0.45, 0.42, 0.035)),
+        "monogram": monogram,
+    }
+    families = ("jpeg", "mirror", "downscale", "webp", "noise")
+    paths = []
+    for name, image in designs.items():
+        paths.append(tmp_path / f"{name}.png")
+        image.save(paths[-1])
+        for family in families:
+            paths.append(tmp_path / f"{name}__{family}.png")
+            FAMILIES[family].edit(image, random.Random(f"{name}:{family}")).save(paths[-1])
+    assert not any(t.document for t in verify.load_thumbnails([str(p) for p in paths], workers=0))
+    step = 1 + len(families)
+    originals_and_copies = [
+        (start, start + copy) for start in range(0, len(paths), step) for copy in range(1, step)
+    ]
+    verdicts = _check(paths, originals_and_copies)
+    for (_, j), verdict in zip(originals_and_copies, verdicts, strict=True):
+        assert verdict.accepted, f"{paths[j].name}: {verdict.reason}"
+    assert _wrongly_accepted(paths) == []
+
+
+def _note(lines: tuple[str, ...]) -> Image.Image:
+    from dedup_gpu.synth import font
+
+    note = Image.new("RGB", (1200, 900), (252, 252, 250))
+    draw = ImageDraw.Draw(note)
+    for line, text in enumerate(lines):
+        draw.text((120, 150 + 90 * line), text, font=font(56), fill=(25, 25, 30))
+    return note
+
+
+def test_two_letterboxed_notes_with_another_time_are_two_records(tmp_path: Path) -> None:
+    # Black bars round a short note (a still of a video, a scan with its bed showing) hide its
+    # paper: it was compared as a photo, and two such notes, one time changed, were merged as
+    # "100% of 44 blocks agree". Tested without its bars it is a page, and its text decides.
+    lines = ("Call Maria back", "re: invoice 4471", "before 16:30, Tue")
+    paths = []
+    for name, text in (("note", lines), ("other_note", (*lines[:2], "before 18:30, Tue"))):
+        paths.append(tmp_path / f"{name}.png")
+        _note(text).save(paths[-1])
+        boxed = Image.new("RGB", (1600, 900), (0, 0, 0))
+        boxed.paste(_note(text), (200, 0))
+        paths.append(tmp_path / f"{name}__letterbox.jpg")
+        boxed.save(paths[-1], quality=85)
+    thumbnails = verify.load_thumbnails([str(p) for p in paths], workers=0)
+    assert all(t is not None and t.document for t in thumbnails)
+    boxed_notes, *mixed = _check(paths, [(1, 3), (0, 3), (1, 2)])
+    assert "text windows differ" in boxed_notes.reason
+    for verdict in (boxed_notes, *mixed):
+        assert verdict.outcome is verify.VerifyOutcome.rejected, verdict.reason
+
+
 def test_a_bottle_is_not_another_bottle_of_another_colour(tmp_path: Path) -> None:
     # Objects on white: the same bottle shape in another colour is another product. Mostly
     # white pixels must not make the comparison colour-blind, and a crop found by template

@@ -21,6 +21,8 @@ from .settings import (
     FRAME_FLATNESS,
     FRAME_RING,
     FRAME_SQUARENESS,
+    LONE_MARK_ELONGATION,
+    LONE_MARK_PIECES,
     MIN_TEXT_STROKES,
     REFINE_SCALE,
     RULE_LENGTH,
@@ -286,7 +288,24 @@ def _is_page(rgb: np.ndarray, grey: np.ndarray) -> bool:
     # photo's darker regions are broad shaded areas. Grow the paper by 2 px and see what is left.
     grown = cv2.dilate(on_paper.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     broad = (off_paper & ~grown).sum() / off_paper.sum()
-    return bool(broad < 0.35)
+    return bool(broad < 0.35) and not _lone_mark(off_paper)
+
+
+def _lone_mark(ink: np.ndarray) -> bool:
+    """Whether the ink on a page-like picture (bool) is one compact mark (a ring, a monogram, a
+    logo alone on a card), not text: a page's text is many pieces, or, blurred into words,
+    a few pieces strung along lines."""
+    import cv2
+
+    _, _, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    pieces = stats[1:][stats[1:, cv2.CC_STAT_AREA] >= SPECK]
+    if not 0 < len(pieces) <= LONE_MARK_PIECES:
+        return False
+    left, top = pieces[:, cv2.CC_STAT_LEFT].min(), pieces[:, cv2.CC_STAT_TOP].min()
+    right = (pieces[:, cv2.CC_STAT_LEFT] + pieces[:, cv2.CC_STAT_WIDTH]).max()
+    bottom = (pieces[:, cv2.CC_STAT_TOP] + pieces[:, cv2.CC_STAT_HEIGHT]).max()
+    sides = sorted((int(right - left), int(bottom - top)))
+    return sides[1] < LONE_MARK_ELONGATION * max(sides[0], 1)
 
 
 def ink_map(grey: np.ndarray) -> np.ndarray:

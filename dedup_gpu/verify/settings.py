@@ -48,6 +48,13 @@ BILEVEL_EDGES = 0.1
 OUTVOTABLE_BLOCKS = 48
 REFINE_SCALE = 0.25  # alignment is refined on strokes shrunk this much: as precise, 4x cheaper
 STROKE = 9  # px; ink narrower than this is a stroke (text, rules, ticks), wider is a fill
+# A lone mark on a pale ground (a ring, a monogram: minimal designs, logos) is not a page: its
+# ink is at most this many pieces (SPECK px or more) and about as tall as wide (its extent's
+# long side under LONE_MARK_ELONGATION times the short). At 320 px a short note on white
+# blurred into words is 3-7 pieces spread along lines (5-10 times wider than tall); the
+# marks of the benchmark's minimal designs are 1-3 pieces, 1-2 times (both seeds).
+LONE_MARK_PIECES = 3
+LONE_MARK_ELONGATION = 2.5
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,14 @@ class Thumbnail:
         # Letterbox bars and solid frames are not content: compared against another copy's
         # different padding they would make every block along the picture's edge disagree.
         top, bottom, left, right = (0, 0, 0, 0) if self.document else padding(grey)
+        if top or bottom or left or right:
+            # A page letterboxed or framed (a note shown in a video, a scan with black bars)
+            # is a page: tested without its bars, whose dark share hides its paper. Pages are
+            # compared whole, as every page is (their own white margins would be trimmed).
+            inside = rgb[top : rgb.shape[0] - bottom, left : rgb.shape[1] - right]
+            if looks_like_document(np.ascontiguousarray(inside)):
+                self.document = True
+                top, bottom, left, right = 0, 0, 0, 0
         self.grey = np.ascontiguousarray(
             grey[top : grey.shape[0] - bottom, left : grey.shape[1] - right]
         )
