@@ -118,13 +118,16 @@ def main() -> None:
             member.path,
             member.score,
             member.verdict.reason if member.verdict else "",
+            member.matched,
         )
         for group in grouped.groups
         for member in group.duplicates
         if scorer.by_path[member.path].source != scorer.by_path[group.keep.path].source
     ]
-    for keep, path, score, reason in wrong[: args.show]:
-        print(f"wrong: {Path(keep).name} <- {Path(path).name} {score:.3f} {reason}")
+    for keep, path, score, reason, matched in wrong[: args.show]:
+        # A member was matched against its group's centre, which may not be the kept copy.
+        via = "" if matched == keep else f" (matched {Path(matched).name})"
+        print(f"wrong: {Path(keep).name} <- {Path(path).name}{via} {score:.3f} {reason}")
     for path in figures["missed"][: args.show]:
         print(f"missed: {path}")
     out = args.folder.parent / f"{args.folder.name}.last.json"
