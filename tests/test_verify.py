@@ -565,6 +565,29 @@ def test_a_mark_on_a_flat_ground_is_not_another_mark_on_another_ground(tmp_path:
     assert _wrongly_accepted(paths) == []
 
 
+def _assert_copies_known_and_designs_apart(
+    folder: Path, designs: dict[str, Image.Image], families: tuple[str, ...]
+) -> list[Path]:
+    """Writes each design and its copies in `families`; each copy must be accepted against its
+    design and no two designs' images against each other. Returns the paths written."""
+    paths = []
+    for name, image in designs.items():
+        paths.append(folder / f"{name}.png")
+        image.save(paths[-1])
+        for family in families:
+            paths.append(folder / f"{name}__{family}.png")
+            FAMILIES[family].edit(image, random.Random(f"{name}:{family}")).save(paths[-1])
+    step = 1 + len(families)
+    originals_and_copies = [
+        (start, start + copy) for start in range(0, len(paths), step) for copy in range(1, step)
+    ]
+    verdicts = _check(paths, originals_and_copies)
+    for (_, j), verdict in zip(originals_and_copies, verdicts, strict=True):
+        assert verdict.accepted, f"{paths[j].name}: {verdict.reason}"
+    assert _wrongly_accepted(paths) == []
+    return paths
+
+
 def test_a_small_mark_on_a_flat_ground_is_known_again_by_its_shape(tmp_path: Path) -> None:
     # A logo alone on a plain card covers one or two blocks of the layout grid: its re-saves,
     # mirrored and downscaled copies were all left for review ("too plain to compare"). Its
@@ -578,21 +601,7 @@ def test_a_small_mark_on_a_flat_ground_is_known_again_by_its_shape(tmp_path: Pat
         "small_disc": _mark_on_ground((1024, 768), ground, "disc", ink, (0.49, 0.42, 0.05)),
     }
     families = ("jpeg", "mirror", "downscale", "noise", "webp")
-    paths = []
-    for name, image in designs.items():
-        paths.append(tmp_path / f"{name}.png")
-        image.save(paths[-1])
-        for family in families:
-            paths.append(tmp_path / f"{name}__{family}.png")
-            FAMILIES[family].edit(image, random.Random(f"{name}:{family}")).save(paths[-1])
-    step = 1 + len(families)
-    originals_and_copies = [
-        (start, start + copy) for start in range(0, len(paths), step) for copy in range(1, step)
-    ]
-    verdicts = _check(paths, originals_and_copies)
-    for (_, j), verdict in zip(originals_and_copies, verdicts, strict=True):
-        assert verdict.accepted, f"{paths[j].name}: {verdict.reason}"
-    assert _wrongly_accepted(paths) == []
+    _assert_copies_known_and_designs_apart(tmp_path, designs, families)
 
 
 def test_a_short_note_and_its_jpeg_resave_are_one_page(tmp_path: Path) -> None:
@@ -629,22 +638,8 @@ def test_a_ring_or_a_monogram_on_a_pale_card_is_a_picture_not_a_page(tmp_path: P
         "monogram": monogram,
     }
     families = ("jpeg", "mirror", "downscale", "webp", "noise")
-    paths = []
-    for name, image in designs.items():
-        paths.append(tmp_path / f"{name}.png")
-        image.save(paths[-1])
-        for family in families:
-            paths.append(tmp_path / f"{name}__{family}.png")
-            FAMILIES[family].edit(image, random.Random(f"{name}:{family}")).save(paths[-1])
+    paths = _assert_copies_known_and_designs_apart(tmp_path, designs, families)
     assert not any(t.document for t in verify.load_thumbnails([str(p) for p in paths], workers=0))
-    step = 1 + len(families)
-    originals_and_copies = [
-        (start, start + copy) for start in range(0, len(paths), step) for copy in range(1, step)
-    ]
-    verdicts = _check(paths, originals_and_copies)
-    for (_, j), verdict in zip(originals_and_copies, verdicts, strict=True):
-        assert verdict.accepted, f"{paths[j].name}: {verdict.reason}"
-    assert _wrongly_accepted(paths) == []
 
 
 def _note(lines: tuple[str, ...]) -> Image.Image:
