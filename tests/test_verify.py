@@ -642,6 +642,34 @@ def test_a_ring_or_a_monogram_on_a_pale_card_is_a_picture_not_a_page(tmp_path: P
     assert not any(t.document for t in verify.load_thumbnails([str(p) for p in paths], workers=0))
 
 
+def test_a_pale_tinted_card_keeps_its_colour_across_re_saves(tmp_path: Path) -> None:
+    # A cream card's chroma lies at the grey threshold: a JPEG or WebP re-save or a colour
+    # edit moved most of its pixels below it, the card was taken for a greyscale copy of a
+    # coloured one and a true copy left for review. Only clearly less colour than the other
+    # side makes a side grey; a real greyscale copy is still left for review.
+    from dedup_gpu.synth import font
+
+    paths = []
+    for ground in ((232, 227, 217), (240, 232, 220)):
+        card = Image.new("RGB", (900, 600), ground)
+        draw = ImageDraw.Draw(card)
+        draw.ellipse((330, 180, 570, 420), outline=(60, 50, 40), width=18)
+        draw.text((450, 300), "AM", font=font(60), fill=(60, 50, 40), anchor="mm")
+        name = f"card_{ground[0]}"
+        paths.append(tmp_path / f"{name}.png")
+        card.save(paths[-1])
+        for family in ("jpeg", "webp", "colour", "greyscale"):
+            paths.append(tmp_path / f"{name}__{family}.png")
+            FAMILIES[family].edit(card, random.Random(family)).save(paths[-1])
+    pairs = [(start, start + copy) for start in (0, 5) for copy in range(1, 5)]
+    for (_, j), verdict in zip(pairs, _check(paths, pairs), strict=True):
+        if "greyscale" in paths[j].name:
+            assert verdict.outcome is verify.VerifyOutcome.unverified, verdict.reason
+            assert "greyscale" in verdict.reason
+        else:
+            assert verdict.accepted, f"{paths[j].name}: {verdict.reason}"
+
+
 def _note(lines: tuple[str, ...]) -> Image.Image:
     from dedup_gpu.synth import font
 

@@ -46,6 +46,10 @@ _VALID = -256.0  # chroma is centred on grey, so real values stay above -128
 HUE_CHROMA = 12.0  # chroma (YCrCb units) from which a pixel's hue is worth comparing
 HUE_MIN_PIXELS = 40  # rendering pixels coloured on both sides, at least, to compare hues
 FLAT_LUMA = 2.0  # luma spread (YCrCb units) at the level of noise: a flat picture
+# A side with next to no coloured pixels is grey only if its chroma (root mean square) is below
+# this share of the other side's: a greyscale copy keeps a few percent of its original's (JPEG
+# noise), a desaturated copy (x0.6) of a pale tint keeps 60%.
+GREY_CHROMA_SHARE = 0.5
 # The trimmed colour fit must keep this share of the untrimmed pixels' contrast.
 TRIM_KEEPS_CONTRAST = 0.25
 
@@ -425,13 +429,24 @@ def _sides(
     ends_s, ends_d = saturated or (_saturated(source), _saturated(destination))
 
     # Greyscale when one side has next to no coloured pixels: not by its mean chroma, which a
-    # coloured object on a white ground (mostly grey pixels) would pass.
+    # coloured object on a white ground (mostly grey pixels) would pass ...
     def coloured_share(pixels: np.ndarray) -> float:
         return float((np.abs(pixels[:, 1:]).sum(axis=1) > 3 * settings.layout_grey_chroma).mean())
 
+    def chroma(pixels: np.ndarray) -> float:
+        return float(np.sqrt((pixels[:, 1:] ** 2).sum(axis=1).mean()))
+
     if judged is None or not judged.any():
         judged = np.ones(len(source), dtype=bool)
-    grey_sides = sum(coloured_share(pixels[judged]) < 0.01 for pixels in (source, destination))
+    seen = (source[judged], destination[judged])
+    # ... and only when it has clearly less colour than the other side: a pale tint lying at
+    # the threshold falls below it in one re-save and above it in another, but keeps its colour.
+    strength = [chroma(pixels) for pixels in seen]
+    grey_sides = sum(
+        coloured_share(pixels) < 0.01
+        and own < max(settings.layout_grey_chroma, GREY_CHROMA_SHARE * other)
+        for pixels, own, other in zip(seen, strength, strength[::-1], strict=True)
+    )
     return _Sides(source, destination, ends_s | ends_d, grey_sides)
 
 
