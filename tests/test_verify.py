@@ -670,6 +670,26 @@ def test_a_pale_tinted_card_keeps_its_colour_across_re_saves(tmp_path: Path) -> 
             assert verdict.accepted, f"{paths[j].name}: {verdict.reason}"
 
 
+def test_one_meme_text_over_two_different_pictures_is_no_evidence_they_are_one(
+    tmp_path: Path,
+) -> None:
+    # Memes share their text ("TOP TEXT / BOTTOM TEXT"), photographers their watermark. Over
+    # two soft pictures with no keypoints of their own, the letters were all keypoints matched
+    # and all the blocks that agreed: "aligned by keypoints, 90% of 41 blocks agree". Text in
+    # one place on both sides says nothing about what lies under it and is left out.
+    paths = []
+    for seed in (0, 1, 2):
+        picture = _soft_picture(seed)
+        paths.append(tmp_path / f"soft_{seed}.png")
+        picture.save(paths[-1])
+        paths.append(tmp_path / f"soft_{seed}__meme.jpg")
+        FAMILIES["meme"].edit(picture, random.Random(3)).save(paths[-1], quality=90)
+    originals_and_memes = [(0, 1), (2, 3), (4, 5)]
+    for verdict in _check(paths, originals_and_memes):
+        assert verdict.accepted, verdict.reason
+    assert _wrongly_accepted(paths) == []
+
+
 def _note(lines: tuple[str, ...]) -> Image.Image:
     from dedup_gpu.synth import font
 

@@ -178,7 +178,7 @@ def block_agreement(
         informative = covered & (both | one_sided)
     else:
         # Text drawn over one side only (a meme's, a caption's) is an addition, not a
-        # difference: its blocks are left out, as one-sided detail is.
+        # difference: its blocks are left out, as one-sided detail is ...
         text = torch.from_numpy(texts).to(device)
         text_x, text_y = pooled(text[0::2]), pooled(text[1::2])
         overlaid = (text_x >= settings.overlay_text_cover) & (
@@ -186,7 +186,14 @@ def block_agreement(
         ) | (text_y >= settings.overlay_text_cover) & (
             text_x < settings.overlay_text_ratio * text_y
         )
-        informative = covered & both & ~overlaid
+        # Text in one place on both sides (one caption over two pictures, the same watermark)
+        # agrees whatever lies under it: evidence of the overlay, not of the picture.
+        shared = (
+            (text_x >= settings.overlay_text_cover)
+            & (text_y >= settings.overlay_text_cover)
+            & ~overlaid
+        )
+        informative = covered & both & ~overlaid & ~shared
     agree = informative & both & (ncc >= settings.ncc_agree)
     counts = informative.flatten(1).sum(1).cpu().numpy()
     agreeing = agree.flatten(1).sum(1).cpu().numpy()

@@ -630,6 +630,9 @@ def compare(
     overlay_o = ~agree & has_o & (detail_o >= ratio * detail_t)
     # ... and wherever text was drawn over one side only (a meme's letters over an object's
     # edge, where both sides have detail).
+    # Text in one place on both sides (one caption over two pictures) agrees whatever lies under
+    # it: its blocks are left out, neither agreeing nor differing.
+    shared = np.zeros(agree.shape, bool)
     if text_t is not None or text_o is not None:
         zero = np.zeros(shape, np.float32)
         on_t = per_block(zero if text_t is None else text_t)[inside]
@@ -637,14 +640,18 @@ def compare(
         cover, share = settings.overlay_text_cover, settings.overlay_text_ratio
         overlay_t |= ~agree & (on_t >= cover) & (on_o < share * on_t)
         overlay_o |= ~agree & (on_o >= cover) & (on_t < share * on_o)
-    contradicted = ~agree & ~overlay_t & ~overlay_o
+        shared = (on_t >= cover) & (on_o >= cover) & (on_o >= share * on_t) & (on_t >= share * on_o)
+        agree &= ~shared
+        overlay_t &= ~shared
+        overlay_o &= ~shared
+    contradicted = ~agree & ~overlay_t & ~overlay_o & ~shared
     contradicting = int(contradicted.sum())
     overlay_a, overlay_b = (
         (int(overlay_o.sum()), int(overlay_t.sum()))
         if target is b
         else (int(overlay_t.sum()), int(overlay_o.sum()))
     )
-    compared = int(inside.sum()) - max(overlay_a, overlay_b)
+    compared = int(inside.sum()) - max(overlay_a, overlay_b) - int(shared.sum())
     pixels = seen_t[:, channels]
     # Blocks that say something about the layout: their colour stands out from the overlap's
     # ground (its median colour, which large shapes of another picture do not drag along as
