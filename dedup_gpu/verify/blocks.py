@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from . import transforms
+from .overlays import text_sides
 from .settings import BLOCK, CANVAS, VerifySettings
 from .thumbnails import Thumbnail
 
@@ -181,18 +182,12 @@ def block_agreement(
         # difference: its blocks are left out, as one-sided detail is ...
         text = torch.from_numpy(texts).to(device)
         text_x, text_y = pooled(text[0::2]), pooled(text[1::2])
-        overlaid = (text_x >= settings.overlay_text_cover) & (
-            text_y < settings.overlay_text_ratio * text_x
-        ) | (text_y >= settings.overlay_text_cover) & (
-            text_x < settings.overlay_text_ratio * text_y
-        )
         # Text in one place on both sides (one caption over two pictures, the same watermark)
         # agrees whatever lies under it: evidence of the overlay, not of the picture.
-        shared = (
-            (text_x >= settings.overlay_text_cover)
-            & (text_y >= settings.overlay_text_cover)
-            & ~overlaid
+        only_x, only_y, shared = text_sides(
+            text_x, text_y, settings.overlay_text_cover, settings.overlay_text_ratio
         )
+        overlaid = only_x | only_y
         informative = covered & both & ~overlaid & ~shared
     agree = informative & both & (ncc >= settings.ncc_agree)
     counts = informative.flatten(1).sum(1).cpu().numpy()

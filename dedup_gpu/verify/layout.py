@@ -31,6 +31,7 @@ import numpy as np
 from ..records import VerifyOutcome
 from . import transforms
 from .marks import MarkComparison, compare_marks
+from .overlays import text_sides
 from .settings import VerifySettings
 from .thumbnails import Thumbnail
 
@@ -417,6 +418,11 @@ class _Sides:
         return self.grey_sides > 0
 
 
+def _chroma(pixels: np.ndarray) -> float:
+    """Root mean square chroma (distance from grey) of YCrCb pixels [n, 3]."""
+    return float(np.sqrt((pixels[:, 1:] ** 2).sum(axis=1).mean()))
+
+
 def _sides(
     source: np.ndarray,
     destination: np.ndarray,
@@ -433,15 +439,12 @@ def _sides(
     def coloured_share(pixels: np.ndarray) -> float:
         return float((np.abs(pixels[:, 1:]).sum(axis=1) > 3 * settings.layout_grey_chroma).mean())
 
-    def chroma(pixels: np.ndarray) -> float:
-        return float(np.sqrt((pixels[:, 1:] ** 2).sum(axis=1).mean()))
-
     if judged is None or not judged.any():
         judged = np.ones(len(source), dtype=bool)
     seen = (source[judged], destination[judged])
     # ... and only when it has clearly less colour than the other side: a pale tint lying at
     # the threshold falls below it in one re-save and above it in another, but keeps its colour.
-    strength = [chroma(pixels) for pixels in seen]
+    strength = [_chroma(pixels) for pixels in seen]
     grey_sides = sum(
         coloured_share(pixels) < 0.01
         and own < max(settings.layout_grey_chroma, GREY_CHROMA_SHARE * other)
@@ -477,13 +480,10 @@ def _keeps_contrast(kept: np.ndarray, pixels: np.ndarray, *, colour: bool) -> bo
     `pixels` and, where `colour` is fitted, of their chroma's spread about grey: whether a fit
     of an edit has as much tone (and colour) to go on."""
 
-    def chroma(values: np.ndarray) -> float:
-        return float(np.sqrt((values[:, 1:] ** 2).sum(axis=1).mean()))
-
     # (`kept` is never empty: it holds the pixels below a quantile of the fit's errors.)
     if kept[:, 0].std() < TRIM_KEEPS_CONTRAST * pixels[:, 0].std():
         return False
-    return not colour or chroma(kept) >= TRIM_KEEPS_CONTRAST * chroma(pixels)
+    return not colour or _chroma(kept) >= TRIM_KEEPS_CONTRAST * _chroma(pixels)
 
 
 def _fit_edit(sides: _Sides, settings: VerifySettings, kept: np.ndarray) -> _ColourFit:
@@ -637,10 +637,11 @@ def compare(
         zero = np.zeros(shape, np.float32)
         on_t = per_block(zero if text_t is None else text_t)[inside]
         on_o = per_block(zero if text_o is None else text_o)[inside]
-        cover, share = settings.overlay_text_cover, settings.overlay_text_ratio
-        overlay_t |= ~agree & (on_t >= cover) & (on_o < share * on_t)
-        overlay_o |= ~agree & (on_o >= cover) & (on_t < share * on_o)
-        shared = (on_t >= cover) & (on_o >= cover) & (on_o >= share * on_t) & (on_t >= share * on_o)
+        only_t, only_o, shared = text_sides(
+            on_t, on_o, settings.overlay_text_cover, settings.overlay_text_ratio
+        )
+        overlay_t |= ~agree & only_t
+        overlay_o |= ~agree & only_o
         agree &= ~shared
         overlay_t &= ~shared
         overlay_o &= ~shared

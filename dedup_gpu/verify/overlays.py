@@ -11,7 +11,11 @@ out, as only text on one side of a pair is.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
+
+Blocks = TypeVar("Blocks")  # per-block text cover: numpy arrays or torch tensors alike
 
 LIGHT = 215  # grey level of a letter's fill, at least (white text after JPEG and resampling)
 OUTLINE_CONTRAST = 110  # an outline pixel is this much darker than LIGHT, at least
@@ -51,3 +55,15 @@ def outlined_text(grey: np.ndarray) -> np.ndarray | None:
         return None
     fill = letter[labels].astype(np.uint8)
     return cv2.dilate(fill, np.ones((size + 2, size + 2), np.uint8)).astype(bool)
+
+
+def text_sides(first: Blocks, second: Blocks, cover: float, ratio: float) -> tuple[Blocks, ...]:
+    """Blocks by the text drawn over each side (`first`, `second`: the share of each block the
+    text covers): (text over `first` only, over `second` only, over both in one place). Text
+    on one side is an addition a copy may carry; text on both agrees whatever lies under it.
+    A block has text when it covers `cover` of it, and on one side only when the other's is
+    under `ratio` of that."""
+    on_first, on_second = first >= cover, second >= cover
+    only_first = on_first & (second < ratio * first)
+    only_second = on_second & (first < ratio * second)
+    return only_first, only_second, on_first & on_second & ~only_first & ~only_second
