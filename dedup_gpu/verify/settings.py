@@ -90,6 +90,14 @@ class VerifySettings:
     # field may leave no stroke outside the other's tolerance; the pair is left unverified.
     text_min_height: float = 9.0
     text_min_resolution: float = 0.8  # a copy coarser than this (side) leaves the pair unverified
+    # Pages the strokes cannot decide (a photo, a fax, a coarse copy, or a few windows apart)
+    # are read by OCR (reading.py), where installed: accepted when at least this many numbers
+    # read alike in the same places, none differently, and every number read on one page only
+    # is at most this many digits long (OCR drops a lone "1" now and then, never a date).
+    read_text: bool = True
+    reading_min_numbers: int = 3
+    reading_unread_digits: int = 2
+    reading_max_windows: int = 12  # ... a sharp pair is read when this few windows differ
     one_page_agreement: float = 0.9  # a page and a non-page: blocks that must agree too
     text_windows_per_difference: int = 100  # ... and at most one per this many text windows
     whole_frame_agreement: float = 0.95  # ... when no keypoint fit was found (blur, tiny copies)

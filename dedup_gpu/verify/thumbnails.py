@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from .documents import (
 )
 from .overlays import outlined_text
 from .packed import Packed
+from .reading import PageReader, Word
 from .settings import DOCUMENT_SIZE, MIN_DETECTION_SIZE, ORB_FEATURES, THUMBNAIL_SIZE
 
 LAYOUT_SIZE = 96  # longest side of the colour rendering that plain images are compared on
@@ -75,6 +76,9 @@ class Thumbnail:
         self._characters: dict[int, Packed] = {}
         self.bilevel = False  # the detail rendering is black and white only (a fax)
         self.text_height = 0.0  # px, median character height in the detail rendering
+        # Its words, read by OCR at the detail rendering's size once a pair needs them
+        # (reading.py); () when nothing could be read.
+        self.reading: tuple[Word, ...] | None = None
         self._mirrored: Keypoints | None = None
         self._pyramid: list[np.ndarray] = []
         self._derived: dict[str, Any] = {}
@@ -185,6 +189,25 @@ def add_detail_of(thumbnail: Thumbnail, path: str, max_pixels: int) -> None:
     enlarged): what the text comparison reads."""
     rendering = decode_image(path, DOCUMENT_SIZE, max_pixels, keep_aspect=True)
     thumbnail.add_detail(rendering.pixels)
+
+
+def read_page(
+    path: str, reader: PageReader, max_pixels: int, detail_shape: tuple[int, int]
+) -> tuple[Word, ...]:
+    """The words on the image at `path`, decoded again as for `add_detail_of`, their boxes in
+    the pixels of the detail rendering of (height, width) `detail_shape`."""
+    rendering = decode_image(path, DOCUMENT_SIZE, max_pixels, keep_aspect=True)
+    words = reader.read(rendering.pixels)
+    if not words:
+        return ()
+    height, width = rendering.pixels.shape[:2]
+    sy, sx = detail_shape[0] / height, detail_shape[1] / width
+    if (sx, sy) == (1.0, 1.0):
+        return words
+    return tuple(
+        replace(word, box=(word.box[0] * sx, word.box[1] * sy, word.box[2] * sx, word.box[3] * sy))
+        for word in words
+    )
 
 
 def padding(grey: np.ndarray, tolerance: int = 10, margin: int = 2) -> tuple[int, int, int, int]:

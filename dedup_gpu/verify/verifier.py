@@ -16,7 +16,7 @@ import torch
 from ..data import DEFAULT_MAX_PIXELS
 from ..index import Pairs
 from ..records import Verdict, VerifyMethod, VerifyOutcome
-from . import layout
+from . import layout, transforms
 from .alignment import (
     Alignment,
     alignments,
@@ -25,10 +25,11 @@ from .alignment import (
     template_alignment,
 )
 from .blocks import block_agreement
-from .documents import TextComparison, text_differences
+from .documents import TextComparison, text_differences, to_detail
+from .reading import PageReader, compare_readings, read_alike
 from .settings import OUTVOTABLE_BLOCKS, VerifySettings
 from .signatures import rank_by_signatures
-from .thumbnails import Thumbnail, add_detail_of, load_thumbnails
+from .thumbnails import Thumbnail, add_detail_of, load_thumbnails, read_page
 
 # map(function, items): the builtin, or a thread pool's (OpenCV releases the GIL while it works).
 Mapper = Callable[[Callable[..., Any], Iterable[Any]], Iterator[Any]]
@@ -150,6 +151,10 @@ class Verifier:
         cv2.setNumThreads(1)
         self._thumbnails: dict[int, Thumbnail | None] = {}
         self._map: Mapper = map
+        # Per pair of pages whose standing verdict compared their strokes: that alignment and
+        # its comparison, for pairs the strokes could not decide to be read (reading.py).
+        self._texts: dict[tuple[int, int], tuple[Alignment, TextComparison]] = {}
+        self._reader = PageReader()
 
     def __call__(self, pairs: Pairs) -> np.ndarray:
         """Whether each pair is a verified copy (bool array); verdicts are recorded."""
@@ -347,6 +352,7 @@ class Verifier:
                 )
             ]
         )
+        self._read_records(new)
 
     def _confirm_placements(
         self, placements: dict[tuple[int, int], np.ndarray], words: str = "template search"
@@ -497,6 +503,10 @@ class Verifier:
                     previous.agreement,
                 ):
                     self.verdicts[key] = verdict
+                    if comparison.text is not None:
+                        self._texts[key] = (alignment, comparison.text)
+                    else:
+                        self._texts.pop(key, None)
 
     def _hues_agree(
         self, a: Thumbnail, b: Thumbnail, alignment: Alignment, reason: str, blocks: int
@@ -560,6 +570,67 @@ class Verifier:
             share = 1.0 - text.differing / text.windows if text.windows else 0.0
             results[slot] = _Comparison(share, text.windows, text, results[slot].screen)
         return results
+
+    def _read_records(self, keys: list[tuple[int, int]]) -> None:
+        """Pairs of pages the strokes could not decide, read (reading.py): a phone photo, a fax
+        or a coarse copy (left for review by the strokes), or a pair whose strokes differ in a
+        few windows only (a blotted rescan, a photo's blur). Accepted when every number on each
+        page reads alike, in the same place, on the other; otherwise the strokes' verdict
+        stands. Each page is read once, and only when one of its pairs gets here."""
+        if not self.settings.read_text or not PageReader.installed():
+            return
+        undecided = [
+            key
+            for key in keys
+            if key in self._texts
+            and not self.verdicts[key].accepted
+            and self.verdicts[key].document
+            and self._undecided(*self._texts[key])
+        ]
+        rows = sorted({row for key in undecided for row in key})
+
+        def read(row: int) -> None:
+            thumbnail = self._thumbnails[row]
+            if thumbnail is not None and thumbnail.reading is None:
+                try:
+                    thumbnail.reading = read_page(
+                        self.paths[row], self._reader, self.max_pixels, thumbnail.detail_shape
+                    )
+                except Exception:  # unreadable now: the strokes' verdict stands
+                    thumbnail.reading = ()
+
+        list(self._map(read, rows))
+        for key in undecided:
+            a, b = self._thumbnails[key[0]], self._thumbnails[key[1]]
+            if a is None or b is None or not a.reading or not b.reading:
+                continue
+            alignment, text = self._texts[key]
+            assert alignment.matrix is not None
+            to_a = to_detail(a) @ alignment.matrix @ transforms.inverse(to_detail(b))
+            found = compare_readings(a.reading, b.reading, to_a, a.detail_shape, b.detail_shape)
+            if read_alike(found, self.settings):
+                previous = self.verdicts[key]
+                self.verdicts[key] = replace(
+                    previous,
+                    outcome=VerifyOutcome.accepted,
+                    reason=(
+                        f"document: aligned by {alignment.method.value}, read alike: "
+                        f"{found.describe()} ({text.differing} of {text.windows} text windows "
+                        "differ in their strokes)"
+                    ),
+                )
+
+    def _undecided(self, alignment: Alignment, text: TextComparison) -> bool:
+        """Whether the strokes of a pair of pages could not tell: one is coarse, photographed,
+        black and white or small-lettered, or few of their text windows differ."""
+        settings = self.settings
+        degraded = (
+            text.resolution < settings.text_min_resolution
+            or alignment.method in (VerifyMethod.homography, VerifyMethod.homography_mirrored)
+            or text.bilevel
+            or text.text_height < settings.text_min_height
+        )
+        return degraded or text.differing <= settings.reading_max_windows
 
     def _add_detail(self, keys: list[tuple[int, int]]) -> None:
         """The pen strokes of images paired with a page that were not taken for pages
