@@ -8,11 +8,12 @@ One idea a file:
 - `alignment`: ways to lay one image over the other (keypoint fits, whole frame, crop search);
 - `blocks`: the block-by-block comparison of two aligned images;
 - `documents`: text records, their pen strokes and the stroke-by-stroke comparison;
+- `reading`: records read by OCR, where their strokes cannot tell (photos, faxes);
 - `verifier`: the Verifier, which checks candidate pairs and keeps a Verdict for each;
 - `settings`: the sizes and thresholds; `mode`: whether a run verifies at all.
 
 Hand-written because no library offers copy verification as such: OpenCV gives the keypoints,
-RANSAC, ECC alignment and warping, torch the batched block statistics.
+RANSAC, ECC alignment and warping, torch the batched block statistics, RapidOCR the words.
 """
 
 from ..records import Verdict, VerifyMethod, VerifyOutcome

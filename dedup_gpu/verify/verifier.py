@@ -585,6 +585,8 @@ class Verifier:
             if key in self._texts
             and not self.verdicts[key].accepted
             and self.verdicts[key].document
+            # A page and a picture (a caption both carry) must agree on the block grid too.
+            and all(getattr(self._thumbnails[row], "document", False) for row in key)
             and self._undecided(*self._texts[key])
         ]
         rows = sorted({row for key in undecided for row in key})
@@ -614,7 +616,7 @@ class Verifier:
                     previous,
                     outcome=VerifyOutcome.accepted,
                     reason=(
-                        f"document: aligned by {alignment.method.value}, read alike: "
+                        f"document: aligned by {alignment.method.value}, read by OCR: "
                         f"{found.describe()} ({text.differing} of {text.windows} text windows "
                         "differ in their strokes)"
                     ),
