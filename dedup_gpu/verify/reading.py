@@ -100,8 +100,8 @@ class ReadingComparison:
     """Two readings laid over each other: the places where both read a number, alike or not,
     and the numbers one page reads where the other reads none."""
 
-    agreeing: int  # places where both pages read the same digits
-    differing: tuple[tuple[str, str], ...]  # (a's text, b's text) where the digits differ
+    agreeing: int  # numbers both pages read alike (digits only) in one place
+    differing: tuple[tuple[str, str], ...]  # (first's, second's) numbers read differently there
     unmatched: tuple[str, ...]  # numbers read on one page only (inside the other's frame)
 
     def describe(self) -> str:
