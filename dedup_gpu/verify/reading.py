@@ -225,9 +225,9 @@ def _mapped_box(
     box: tuple[float, float, float, float], matrix: np.ndarray
 ) -> tuple[float, float, float, float]:
     x0, y0, x1, y1 = box
-    corners = np.array([[x0, y0, 1.0], [x1, y0, 1.0], [x1, y1, 1.0], [x0, y1, 1.0]]) @ matrix.T
-    xs, ys = corners[:, 0] / corners[:, 2], corners[:, 1] / corners[:, 2]
-    return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
+    corners = transforms.apply(matrix, np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]))
+    (left, top), (right, bottom) = corners.min(axis=0), corners.max(axis=0)
+    return float(left), float(top), float(right), float(bottom)
 
 
 def _inside(box: tuple[float, float, float, float], shape: tuple[int, int]) -> bool:

@@ -187,8 +187,12 @@ class Thumbnail:
 def add_detail_of(thumbnail: Thumbnail, path: str, max_pixels: int) -> None:
     """`thumbnail.add_detail` from the image at `path`, decoded again at DOCUMENT_SIZE (never
     enlarged): what the text comparison reads."""
-    rendering = decode_image(path, DOCUMENT_SIZE, max_pixels, keep_aspect=True)
-    thumbnail.add_detail(rendering.pixels)
+    thumbnail.add_detail(_detail_rendering(path, max_pixels))
+
+
+def _detail_rendering(path: str, max_pixels: int) -> np.ndarray:
+    """The image at `path` at DOCUMENT_SIZE (never enlarged), RGB: what pages are compared on."""
+    return decode_image(path, DOCUMENT_SIZE, max_pixels, keep_aspect=True).pixels
 
 
 def read_page(
@@ -196,11 +200,11 @@ def read_page(
 ) -> tuple[Word, ...]:
     """The words on the image at `path`, decoded again as for `add_detail_of`, their boxes in
     the pixels of the detail rendering of (height, width) `detail_shape`."""
-    rendering = decode_image(path, DOCUMENT_SIZE, max_pixels, keep_aspect=True)
-    words = reader.read(rendering.pixels)
+    rendering = _detail_rendering(path, max_pixels)
+    words = reader.read(rendering)
     if not words:
         return ()
-    height, width = rendering.pixels.shape[:2]
+    height, width = rendering.shape[:2]
     sy, sx = detail_shape[0] / height, detail_shape[1] / width
     if (sx, sy) == (1.0, 1.0):
         return words
